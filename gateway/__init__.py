@@ -1,0 +1,1 @@
+"""Parley HTTP API, workers, state store and command line."""

@@ -1,0 +1,1 @@
+"""Masked numbers: proxy pool, sessions, voice and SMS routing."""

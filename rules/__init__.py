@@ -1,0 +1,1 @@
+"""Policy language: schema, validation and the pure escalation engine."""

@@ -1,0 +1,83 @@
+"""Which templates exist, and for which channels: what the rules check needs.
+
+Layout (docs/templates.md): one folder per template name, one folder per
+locale inside it, one file per channel part:
+
+    templates/inquiry-new/en/sms.txt
+    templates/inquiry-new/en/email.subject.txt
+    templates/inquiry-new/en/email.txt          (+ optional email.html)
+    templates/inquiry-new/en/push.title.txt
+    templates/inquiry-new/en/push.body.txt
+    templates/inquiry-new/en/slack.txt
+    templates/inquiry-new/en/call.txt
+
+A channel is available for a template when all its required parts exist in the
+template's default locale (`en`, or `default_locale` in the template's
+`template.yaml`). Rendering lives elsewhere; this module only looks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from rules.model import Channel
+
+REQUIRED_PARTS: dict[Channel, tuple[str, ...]] = {
+    Channel.EMAIL: ("email.subject.txt", "email.txt"),
+    Channel.SMS: ("sms.txt",),
+    Channel.PUSH: ("push.title.txt", "push.body.txt"),
+    Channel.SLACK: ("slack.txt",),
+    Channel.CALL: ("call.txt",),
+}
+DEFAULT_LOCALE = "en"
+
+
+@dataclass(frozen=True)
+class TemplateInfo:
+    name: str
+    default_locale: str
+    channels: frozenset[Channel]
+    locales: frozenset[str]
+
+
+class Catalog:
+    def __init__(self, root: Path, templates: dict[str, TemplateInfo]) -> None:
+        self.root = root
+        self.templates = templates
+
+    @classmethod
+    def scan(cls, root: Path) -> Catalog:
+        found: dict[str, TemplateInfo] = {}
+        if root.is_dir():
+            for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+                found[folder.name] = _describe(folder)
+        return cls(root, found)
+
+    def missing_part(self, name: str, channel: Channel) -> str | None:
+        """Why `name` cannot be sent on `channel`, or None when it can."""
+        info = self.templates.get(name)
+        if info is None:
+            return f"unknown template {name!r} (no folder {self.root / name})"
+        if channel in info.channels:
+            return None
+        files = " and ".join(REQUIRED_PARTS[channel])
+        where = self.root / name / info.default_locale
+        return f"template {name!r} has no {channel} part (expected {files} in {where})"
+
+
+def _describe(folder: Path) -> TemplateInfo:
+    default_locale = DEFAULT_LOCALE
+    meta = folder / "template.yaml"
+    if meta.is_file():
+        loaded = yaml.safe_load(meta.read_text(encoding="utf-8")) or {}
+        if isinstance(loaded, dict) and isinstance(loaded.get("default_locale"), str):
+            default_locale = loaded["default_locale"]
+    locales = frozenset(p.name for p in folder.iterdir() if p.is_dir())
+    base = folder / default_locale
+    channels = frozenset(
+        channel for channel, parts in REQUIRED_PARTS.items() if all((base / part).is_file() for part in parts)
+    )
+    return TemplateInfo(folder.name, default_locale, channels, locales)

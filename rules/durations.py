@@ -1,0 +1,35 @@
+"""Durations as operators write them: 30s, 15m, 1h, 2d (and combinations like 1h30m)."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_PART = re.compile(r"(\d+)([smhd])")
+_WHOLE = re.compile(r"(?:\d+[smhd])+")
+
+
+def parse_duration(text: object) -> timedelta:
+    """Parse `15m`, `1h30m`, ...; raise ValueError with an operator-facing message."""
+    if not isinstance(text, str) or not _WHOLE.fullmatch(text.strip()):
+        raise ValueError(
+            f"invalid duration {text!r} (expected a number and a unit s, m, h or d, e.g. 30s, 15m, 1h, 2d)"
+        )
+    seconds = sum(int(n) * _UNITS[u] for n, u in _PART.findall(text.strip()))
+    if seconds <= 0:
+        raise ValueError(f"invalid duration {text!r}: must be longer than zero")
+    return timedelta(seconds=seconds)
+
+
+def format_duration(delta: timedelta) -> str:
+    """Inverse of parse_duration for whole seconds: 5400s -> `1h30m`."""
+    remaining = int(delta.total_seconds())
+    if remaining == 0:
+        return "0s"
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, remaining = divmod(remaining, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)

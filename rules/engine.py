@@ -1,0 +1,267 @@
+"""The escalation engine: (policy, intent, state, now) -> what to do now, and when to look again.
+
+Pure: it reads no clock and no store. The state is the record of what already
+happened (attempts and their outcomes, stop events); the engine replays the
+policy over it, so running it twice on the same state asks for nothing twice,
+and a crash between performing an action and recording it is the only window
+the caller has to guard (with a fence; see docs/policies.md).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict
+
+from rules.intent import Intent, Person
+from rules.model import COUNTERPART, RECIPIENT, Action, Channel, Policy, StopEvent, Wait
+from rules.quiet import defer
+from rules.status import SUCCEEDED, UNSUCCESSFUL, DeliveryStatus, NotificationStatus
+
+
+class Kind(StrEnum):
+    SEND = "send"
+    CALL = "call"
+    SKIP = "skip"
+
+
+class Reason(StrEnum):
+    NO_ADDRESS = "no_address"
+    FALLBACK = "fallback"
+    FIRST_OF = "first_of"
+    REPEAT = "repeat"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Attempt(_Frozen):
+    """One channel used (or skipped) for one run of one step."""
+
+    step: int
+    run: int
+    channel: Channel
+    status: DeliveryStatus
+    at: datetime  # when it was performed
+    updated_at: datetime  # when the status last changed (a failure is known from then)
+    primary: bool = True  # False for fallbacks and first_of follow-ups
+    reason: str | None = None
+
+    @property
+    def key(self) -> str:
+        return attempt_key(self.step, self.run, self.channel)
+
+
+class Event(_Frozen):
+    type: StopEvent
+    at: datetime
+
+
+class State(_Frozen):
+    started_at: datetime
+    attempts: tuple[Attempt, ...] = ()
+    events: tuple[Event, ...] = ()
+
+
+class Planned(_Frozen):
+    """An action the caller performs now, then records as an Attempt."""
+
+    kind: Kind
+    step: int
+    run: int
+    channel: Channel
+    target: str
+    template: str
+    due: datetime  # when it fell due, after any quiet-hours deferral
+    deferred_from: datetime | None = None
+    reason: Reason | None = None
+    fallback_for: Channel | None = None
+    bridge: str | None = None
+
+    @property
+    def key(self) -> str:
+        return attempt_key(self.step, self.run, self.channel)
+
+    @property
+    def primary(self) -> bool:
+        return self.reason in (None, Reason.REPEAT, Reason.NO_ADDRESS) and self.fallback_for is None
+
+
+class Final(_Frozen):
+    status: NotificationStatus
+    at: datetime
+    reason: str | None = None
+
+
+class Plan(_Frozen):
+    actions: tuple[Planned, ...] = ()
+    wake_at: datetime | None = None  # look again then (nothing to do before)
+    final: Final | None = None
+
+
+def attempt_key(step: int, run: int, channel: Channel) -> str:
+    return f"{step}.{run}.{channel}"
+
+
+def person(intent: Intent, target: str) -> Person | None:
+    return intent.recipient if target == RECIPIENT else intent.counterpart if target == COUNTERPART else None
+
+
+def address_for(policy: Policy, intent: Intent, target: str, channel: Channel) -> str | None:
+    """The address a step's target has on a channel, or None."""
+    dest = policy.destination(target)
+    if dest is not None:
+        return dest.address
+    who = person(intent, target)
+    return who.address(channel) if who is not None else None
+
+
+def plan(policy: Policy, intent: Intent, state: State, now: datetime) -> Plan:
+    """What to do at `now`. Skips are resolved at once, so their fallbacks come in the same plan."""
+    actions: list[Planned] = []
+    while True:
+        step_plan = _plan_once(policy, intent, state, now)
+        fresh = [a for a in step_plan.actions if a.key not in {b.key for b in actions}]
+        actions.extend(fresh)
+        skips = [a for a in fresh if a.kind is Kind.SKIP]
+        if not skips or step_plan.final is not None:
+            return step_plan.model_copy(update={"actions": tuple(actions)}) if actions else step_plan
+        recorded = tuple(_as_attempt(a) for a in skips)
+        state = state.model_copy(update={"attempts": state.attempts + recorded})
+
+
+def stopping_event(policy: Policy, state: State) -> Event | None:
+    ends = [e for e in state.events if policy.stops_on(e.type)]
+    return min(ends, key=lambda e: e.at) if ends else None
+
+
+def _as_attempt(action: Planned) -> Attempt:
+    return Attempt(
+        step=action.step,
+        run=action.run,
+        channel=action.channel,
+        status=DeliveryStatus.SKIPPED,
+        at=action.due,
+        updated_at=action.due,
+        primary=action.primary,
+        reason=action.reason,
+    )
+
+
+def _plan_once(policy: Policy, intent: Intent, state: State, now: datetime) -> Plan:
+    stop = stopping_event(policy, state)
+    if stop is not None:
+        return Plan(final=Final(status=NotificationStatus.STOPPED, at=stop.at, reason=stop.type))
+    runs: dict[tuple[int, int], list[Attempt]] = {}
+    for attempt in state.attempts:
+        runs.setdefault((attempt.step, attempt.run), []).append(attempt)
+    cursor, waited = state.started_at, None
+    actions: list[Planned] = []
+    wakes: list[datetime] = []
+    for index, step in enumerate(policy.steps):
+        if isinstance(step, Wait):
+            waited = step.duration if waited is None else waited + step.duration
+            continue
+        for run in range(step.runs):
+            gap = waited if run == 0 else step.repeat.every if step.repeat else None
+            due = cursor + gap if gap is not None else cursor
+            waited = None
+            recorded = runs.get((index, run))
+            if not recorded:
+                when = due if step.urgent else _defer(policy, intent, step.target, due)
+                if when > now:
+                    return Plan(actions=tuple(actions), wake_at=min([when, *wakes]))
+                actions.extend(_primary(policy, intent, step, index, run, when, due))
+                return Plan(actions=tuple(actions), wake_at=min(wakes) if wakes else None)
+            cursor = min((a.at for a in recorded if a.primary), default=recorded[0].at)
+            follow, follow_wakes = _follow_ups(policy, intent, step, index, run, recorded, now)
+            actions.extend(follow)
+            wakes.extend(follow_wakes)
+    if actions or wakes or any(a.status is DeliveryStatus.PENDING for a in state.attempts):
+        return Plan(actions=tuple(actions), wake_at=min(wakes) if wakes else None)
+    return Plan(final=_finished(state))
+
+
+def _finished(state: State) -> Final:
+    last = max((max(a.at, a.updated_at) for a in state.attempts), default=state.started_at)
+    reached = any(a.status in SUCCEEDED for a in state.attempts)
+    status = NotificationStatus.COMPLETED if reached else NotificationStatus.FAILED
+    return Final(status=status, at=last, reason=None if reached else "nothing_delivered")
+
+
+def _defer(policy: Policy, intent: Intent, target: str, due: datetime) -> datetime:
+    """Quiet hours are kept in the timezone of the person reached (the recipient's for destinations)."""
+    who = person(intent, target) or intent.recipient
+    zone = ZoneInfo(who.timezone or intent.recipient.timezone or "UTC")
+    return defer(policy.quiet_hours, zone, due).astimezone(UTC)
+
+
+def _primary(
+    policy: Policy, intent: Intent, step: Action, index: int, run: int, when: datetime, due: datetime
+) -> list[Planned]:
+    channels = step.channels[:1] if step.kind == "first_of" else step.channels
+    reason = Reason.REPEAT if run > 0 else None
+    return [_planned(policy, intent, step, index, run, ch, when, due, reason, None) for ch in channels]
+
+
+def _planned(
+    policy: Policy,
+    intent: Intent,
+    step: Action,
+    index: int,
+    run: int,
+    channel: Channel,
+    when: datetime,
+    due: datetime,
+    reason: Reason | None,
+    fallback_for: Channel | None,
+) -> Planned:
+    reachable = address_for(policy, intent, step.target, channel) is not None
+    kind = Kind.CALL if channel is Channel.CALL else Kind.SEND
+    return Planned(
+        kind=kind if reachable else Kind.SKIP,
+        step=index,
+        run=run,
+        channel=channel,
+        target=step.target,
+        template=step.template,
+        due=when,
+        deferred_from=due if when != due else None,
+        reason=reason if reachable else Reason.NO_ADDRESS,
+        fallback_for=fallback_for,
+        bridge=step.bridge,
+    )
+
+
+def _follow_ups(
+    policy: Policy, intent: Intent, step: Action, index: int, run: int, recorded: list[Attempt], now: datetime
+) -> tuple[list[Planned], list[datetime]]:
+    """Fallbacks (send/call) or the next channel (first_of) for attempts that did not get through."""
+    used = {a.channel: a for a in recorded}
+    wanted: list[tuple[Channel, Attempt, Reason]] = []
+    if step.kind == "first_of":
+        for current, following in zip(step.channels, step.channels[1:], strict=False):
+            attempt = used.get(current)
+            if attempt is None or attempt.status not in UNSUCCESSFUL:
+                break
+            if following not in used:
+                wanted.append((following, attempt, Reason.FIRST_OF))
+                break
+    elif policy.destination(step.target) is None:
+        for attempt in recorded:
+            nxt = policy.fallback_for(attempt.channel)
+            if attempt.status in UNSUCCESSFUL and nxt is not None and nxt not in used:
+                wanted.append((nxt, attempt, Reason.FALLBACK))
+                used[nxt] = attempt  # two failures falling back to one channel send it once
+    actions, wakes = [], []
+    for channel, failed, reason in wanted:
+        due = failed.updated_at
+        when = due if step.urgent else _defer(policy, intent, step.target, due)
+        if when > now:
+            wakes.append(when)
+            continue
+        actions.append(_planned(policy, intent, step, index, run, channel, when, due, reason, failed.channel))
+    return actions, wakes

@@ -1,0 +1,33 @@
+"""Quiet hours: when a non-urgent step falls inside them, it waits for their end."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from rules.model import QuietHours
+
+
+def defer(quiet: QuietHours | None, zone: ZoneInfo, due: datetime) -> datetime:
+    """`due` itself when outside quiet hours, else the end of this quiet period (UTC).
+
+    Times are wall-clock times in `zone`, so a window keeps its meaning across a
+    DST change.
+    """
+    if quiet is None:
+        return due
+    local = due.astimezone(zone)
+    now_t = local.time().replace(tzinfo=None)
+    start, end = quiet.start, quiet.end
+    if start < end:
+        inside = start <= now_t < end
+        end_day = local.date()
+    else:  # the window crosses midnight
+        inside = now_t >= start or now_t < end
+        end_day = local.date() + timedelta(days=1) if now_t >= start else local.date()
+    if not inside:
+        return due
+    # A wall time inside a spring-forward gap (02:30 on the night clocks jump
+    # from 02:00 to 03:00) resolves as if the clocks had not moved: 03:30.
+    wall = datetime.combine(end_day, end, tzinfo=zone)
+    return max(wall.astimezone(UTC), due)

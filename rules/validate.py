@@ -1,0 +1,268 @@
+"""Validate a rules document completely, then compile it for the engine.
+
+Every problem is collected (none stops the check early) and reported with its
+file, line, column and path. Only a document with no problem compiles.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass
+from pathlib import Path as FsPath
+from typing import Any
+
+import phonenumbers
+import yaml
+
+from rules import checks
+from rules.catalog import Catalog
+from rules.model import PERSON_TARGETS, Action, Channel, Destination, Match, Policy, QuietHours, RuleSet, StopEvent
+from rules.problems import Problem, Problems, RulesError
+from rules.steps import StepContext, check_steps
+from rules.yamlpos import Path, YamlSyntaxError, format_path, load_located
+
+TOP_KEYS = ("version", "defaults", "destinations", "policies")
+POLICY_KEYS = ("name", "description", "match", "until", "quiet_hours", "template", "fallback", "steps")
+DEFAULT_KEYS = ("until", "quiet_hours", "fallback")
+WHERE_ROOTS = ("event", "correlation_key", "data.", "recipient.", "counterpart.")
+DEFAULT_UNTIL = (StopEvent.RESPONDED, StopEvent.ACKNOWLEDGED)
+_SLACK_ADDRESS = re.compile(r"^(#[a-z0-9][a-z0-9_-]{0,79}|[CGUD][A-Z0-9]{6,})$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+@dataclass
+class _Scope:
+    """What every policy of one document is checked against."""
+
+    p: Problems
+    catalog: Catalog
+    defaults: Defaults
+    destinations: dict[str, Destination]
+
+
+@dataclass
+class Defaults:
+    until: tuple[StopEvent, ...] = DEFAULT_UNTIL
+    quiet_hours: QuietHours | None = None
+    fallback: dict[Channel, Channel] | None = None
+
+
+def load_rules(file: FsPath, templates: FsPath | None = None) -> RuleSet:
+    """Read and validate a rules file (standalone, or the `rules` section of config.yaml)."""
+    text = file.read_text(encoding="utf-8")
+    if templates is None:
+        templates = file.parent / _templates_setting(text)
+    return compile_rules(text, str(file), Catalog.scan(templates))
+
+
+def _templates_setting(text: str) -> str:
+    """config.yaml may name its templates folder; a standalone rules file uses templates/ beside it."""
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return "templates"  # compile_rules reports the syntax error with its position
+    folder = loaded.get("templates") if isinstance(loaded, dict) and "rules" in loaded else None
+    return folder if isinstance(folder, str) and folder else "templates"
+
+
+def compile_rules(text: str, source: str, catalog: Catalog) -> RuleSet:
+    try:
+        located = load_located(text)
+    except YamlSyntaxError as exc:
+        pos = exc.position
+        raise RulesError(
+            [Problem(pos.line, pos.column, "(document)", f"invalid YAML: {exc.message}", source)]
+        ) from None
+    p = Problems(located, source)
+    for dup in located.duplicate_keys:
+        p.add(dup, f"key {dup[-1]!r} appears more than once", at_key=True)
+    rules = _document(p, located.data, catalog)
+    if p or rules is None:
+        raise RulesError(p.sorted())
+    return rules
+
+
+def _document(p: Problems, data: Any, catalog: Catalog) -> RuleSet | None:
+    base: Path = ()
+    if isinstance(data, dict) and "rules" in data and "policies" not in data:
+        base, data = ("rules",), data["rules"]  # the rules section of config.yaml
+    doc = checks.mapping(p, base, data, TOP_KEYS, ("version", "policies"))
+    if doc is None:
+        return None
+    if "version" in doc and doc["version"] != 1:
+        p.add((*base, "version"), f"unsupported version {doc['version']!r} (this Parley reads version 1)")
+    defaults = _defaults(p, (*base, "defaults"), doc.get("defaults", {}))
+    destinations = _destinations(p, (*base, "destinations"), doc.get("destinations", {}))
+    scope = _Scope(p, catalog, defaults, destinations)
+    policies = _policies(scope, (*base, "policies"), doc.get("policies"))
+    if p or policies is None:
+        return None
+    return RuleSet(version=1, policies=tuple(policies))
+
+
+def _defaults(p: Problems, path: Path, value: Any) -> Defaults:
+    raw = checks.mapping(p, path, value, DEFAULT_KEYS) or {}
+    result = Defaults()
+    if "until" in raw:
+        result.until = checks.stop_events(p, (*path, "until"), raw["until"]) or DEFAULT_UNTIL
+    if raw.get("quiet_hours") is not None:
+        result.quiet_hours = checks.quiet_hours(p, (*path, "quiet_hours"), raw["quiet_hours"])
+    if "fallback" in raw:
+        result.fallback = checks.fallback_map(p, (*path, "fallback"), raw["fallback"])
+        if result.fallback:
+            checks.fallback_cycles(p, (*path, "fallback"), result.fallback)
+    return result
+
+
+def _destinations(p: Problems, path: Path, value: Any) -> dict[str, Destination]:
+    if not isinstance(value, dict):
+        p.add(path, f"expected a mapping of destination names, got {checks.describe(value)}")
+        return {}
+    found: dict[str, Destination] = {}
+    for key, raw in value.items():
+        where = (*path, key)
+        if checks.name(p, where, key, "destination") is None:
+            continue
+        if key in PERSON_TARGETS:
+            p.add(where, f"{key!r} is reserved for the intent's {key}; choose another destination name", at_key=True)
+            continue
+        spec = checks.mapping(p, where, raw, ("channel", "address"), ("channel", "address"))
+        if spec is None or "channel" not in spec or "address" not in spec:
+            continue
+        channel = checks.channel(p, (*where, "channel"), spec["channel"])
+        if channel is not None and _address_ok(p, (*where, "address"), channel, spec["address"]):
+            found[key] = Destination(name=key, channel=channel, address=str(spec["address"]))
+    return found
+
+
+def _address_ok(p: Problems, path: Path, channel: Channel, address: Any) -> bool:
+    if not isinstance(address, str) or not address:
+        p.add(path, f"expected an address, got {checks.describe(address)}")
+        return False
+    problem = None
+    if channel is Channel.SLACK and not _SLACK_ADDRESS.match(address):
+        problem = "a Slack channel (#name) or a Slack channel or user id (C…, U…)"
+    elif channel is Channel.EMAIL and not _EMAIL.match(address):
+        problem = "an email address"
+    elif channel in (Channel.SMS, Channel.CALL) and not _is_e164(address):
+        problem = "a phone number in E.164 form, e.g. +14155550123"
+    if problem:
+        p.add(path, f"invalid {channel} address {address!r} (expected {problem})")
+        return False
+    return True
+
+
+def _is_e164(text: str) -> bool:
+    try:
+        number = phonenumbers.parse(text, None)
+    except phonenumbers.NumberParseException:
+        return False
+    return (
+        phonenumbers.is_valid_number(number)
+        and phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164) == text
+    )
+
+
+def _policies(scope: _Scope, path: Path, value: Any) -> list[Policy] | None:
+    p = scope.p
+    if value is None:
+        return None  # already reported as a missing key
+    if not isinstance(value, list) or not value:
+        p.add(path, "expected a non-empty list of policies")
+        return None
+    seen: dict[str, int] = {}
+    compiled = []
+    for i, raw in enumerate(value):
+        policy = _policy(scope, (*path, i), raw)
+        name = raw.get("name") if isinstance(raw, dict) else None
+        if isinstance(name, str):
+            if name in seen:
+                p.add(
+                    (*path, i, "name"),
+                    f"duplicate policy name {name!r} (first used by {format_path((*path, seen[name]))})",
+                )
+            seen.setdefault(name, i)
+        compiled.append(policy)
+    return [c for c in compiled if c is not None] if all(compiled) else None
+
+
+def _policy(scope: _Scope, path: Path, raw: Any) -> Policy | None:
+    p, defaults, destinations = scope.p, scope.defaults, scope.destinations
+    spec = checks.mapping(p, path, raw, POLICY_KEYS, ("name", "steps"))
+    if spec is None:
+        return None
+    name = checks.name(p, (*path, "name"), spec["name"], "policy") if "name" in spec else None
+    match = _match(p, (*path, "match"), spec["match"]) if "match" in spec else Match(event="")
+    until = checks.stop_events(p, (*path, "until"), spec["until"]) if "until" in spec else defaults.until
+    quiet = defaults.quiet_hours
+    if "quiet_hours" in spec:
+        quiet = (
+            None
+            if spec["quiet_hours"] in (None, False)
+            else checks.quiet_hours(p, (*path, "quiet_hours"), spec["quiet_hours"])
+        )
+    fallbacks = _fallbacks(p, path, spec, defaults)
+    template = spec.get("template")
+    if template is not None and not isinstance(template, str):
+        p.add((*path, "template"), f"expected a template name, got {checks.describe(template)}")
+    ctx = StepContext(p, destinations, scope.catalog, template if isinstance(template, str) else None, fallbacks or {})
+    steps = check_steps(ctx, (*path, "steps"), spec["steps"]) if "steps" in spec else None
+    if None in (name, match, until, steps, fallbacks) or (
+        "quiet_hours" in spec and spec["quiet_hours"] and quiet is None
+    ):
+        return None
+    assert name is not None and match is not None and until is not None and steps is not None and fallbacks is not None
+    used = {s.target for s in steps if isinstance(s, Action)}
+    dests = tuple(d for n, d in sorted(destinations.items()) if n in used)
+    return Policy(
+        name=name,
+        match=match,
+        until=until,
+        quiet_hours=quiet,
+        fallback=tuple(fallbacks.items()),
+        steps=steps,
+        destinations=dests,
+    )
+
+
+def _fallbacks(p: Problems, path: Path, spec: dict[str, Any], defaults: Defaults) -> dict[Channel, Channel] | None:
+    if "fallback" not in spec:
+        return dict(defaults.fallback or {})
+    own = checks.fallback_map(p, (*path, "fallback"), spec["fallback"])
+    if own is None:
+        return None
+    merged = {**(defaults.fallback or {}), **own}
+    return merged if checks.fallback_cycles(p, (*path, "fallback"), merged) else None
+
+
+def _match(p: Problems, path: Path, value: Any) -> Match | None:
+    spec = checks.mapping(p, path, value, ("event", "where"), ("event",))
+    if spec is None or "event" not in spec:
+        return None
+    event = spec["event"]
+    if not isinstance(event, str) or not event or not re.fullmatch(r"[A-Za-z0-9_.:*?\[\]-]+", event):
+        p.add(
+            (*path, "event"),
+            f"expected an event name or glob such as inquiry.created or inquiry.*, got {checks.describe(event)}",
+        )
+        return None
+    where = spec.get("where", {})
+    if not isinstance(where, dict):
+        p.add((*path, "where"), f"expected a mapping of intent field to value, got {checks.describe(where)}")
+        return None
+    ok = True
+    for key, wanted in where.items():
+        if not (key in ("event", "correlation_key") or key.startswith(WHERE_ROOTS[2:])) or key.endswith("."):
+            p.add(
+                (*path, "where", key),
+                f"unknown intent field {key!r} (expected event, correlation_key, data.…, recipient.… or counterpart.…)",
+                at_key=True,
+            )
+            ok = False
+        elif isinstance(wanted, (dict, list)):
+            p.add((*path, "where", key), "a where condition compares with one value (text, number or boolean)")
+            ok = False
+    if fnmatch.translate(event) and ok:
+        return Match(event=event, where=tuple(sorted(where.items())))
+    return None
