@@ -6,13 +6,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from gateway import cli_rules
+from gateway import cli_rules, cli_run
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="parley", description="Parley: notifications that get answered.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     cli_rules.register(commands)
+    cli_run.register(commands)
     return parser
 
 

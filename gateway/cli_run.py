@@ -1,0 +1,145 @@
+"""`parley up`, `parley serve` and `parley worker`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import redis
+import uvicorn
+from rq import SimpleWorker
+
+from gateway.api import create_app
+from gateway.config import DEV_KEY, Settings, load_settings
+from gateway.embedded import EmbeddedRedis
+from gateway.rulesets import RulesHolder
+from gateway.store import Store
+from gateway.wiring import runtime_for
+from gateway.worker import Timer, install, queue_for, wait_for_redis
+from rules.problems import RulesError
+
+log = logging.getLogger("parley")
+
+
+def register(commands: Any) -> None:
+    up = commands.add_parser("up", help="run everything for development: API, a worker and (if no REDIS_URL) Redis")
+    _common(up)
+    up.set_defaults(handler=run_up)
+    serve = commands.add_parser("serve", help="run the HTTP API (production)")
+    _common(serve)
+    serve.set_defaults(handler=run_serve)
+    worker = commands.add_parser("worker", help="run a worker: the timer and RQ jobs (production)")
+    worker.add_argument("--config", type=Path, default=Path("config.yaml"))
+    worker.set_defaults(handler=run_worker)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, default=Path("config.yaml"))
+    parser.add_argument("--host", help="address to bind (default: server.host, 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default: server.port, 8080)")
+
+
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _settings(path: Path, *, dev_key: bool) -> Settings | None:
+    try:
+        return load_settings(path, dev_key=dev_key)
+    except RulesError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+    except OSError as exc:
+        print(f"{path}: cannot read: {exc.strerror}", file=sys.stderr)
+    return None
+
+
+def _serve(settings: Settings, url: str, host: str | None, port: int | None) -> int:
+    holder = RulesHolder(settings)
+    problems = holder.reload()
+    if problems:
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        print("parley: the rules have problems; not starting", file=sys.stderr)
+        return 1
+    store = Store.connect(url, settings.retention)
+    signal.signal(signal.SIGHUP, lambda *_: holder.reload())
+    app = create_app(settings, store, holder)
+    uvicorn.run(app, host=host or settings.server.host, port=port or settings.server.port, log_level="info")
+    return 0
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    _logging()
+    settings = _settings(args.config, dev_key=False)
+    if settings is None:
+        return 1
+    if not settings.redis_url:
+        print("parley serve: set REDIS_URL (or redis.url in the config)", file=sys.stderr)
+        return 1
+    if not settings.tenants:
+        print(
+            "parley serve: no tenants configured; every call would be refused (see docs/deployment.md)", file=sys.stderr
+        )
+        return 1
+    return _serve(settings, settings.redis_url, args.host, args.port)
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    _logging()
+    settings = _settings(args.config, dev_key=False)
+    if settings is None:
+        return 1
+    if not settings.redis_url:
+        print("parley worker: set REDIS_URL (or redis.url in the config)", file=sys.stderr)
+        return 1
+    url = settings.redis_url
+    install(bootstrap=lambda: runtime_for(settings, url))
+    timer_client = redis.Redis.from_url(url)
+    wait_for_redis(timer_client)
+    timer = Timer(timer_client, queue_for(timer_client))
+    timer.start()
+    # RQ sets a long socket timeout on its own connection pool for its blocking pop; it must
+    # not share a pool whose connections were opened with the default 5 s timeout.
+    rq_client = redis.Redis.from_url(url)
+    log.info("worker started (timer + RQ queue %r)", queue_for(rq_client).name)
+    SimpleWorker([queue_for(rq_client)], connection=rq_client).work(logging_level="WARNING")
+    timer.stop()
+    return 0
+
+
+def run_up(args: argparse.Namespace) -> int:
+    _logging()
+    settings = _settings(args.config, dev_key=True)
+    if settings is None:
+        return 1
+    server = None
+    url = settings.redis_url
+    if not url:
+        server = EmbeddedRedis(settings.data_dir / "redis").start()
+        url = server.url
+        log.info("embedded Redis (Valkey) on %s, data in %s", url, server.data_dir)
+    env = {**os.environ, "REDIS_URL": url}
+    worker = subprocess.Popen([sys.executable, "-m", "gateway.cli", "worker", "--config", str(args.config)], env=env)
+    host, port = args.host or settings.server.host, args.port or settings.server.port
+    if "dev" in settings.tenants and settings.tenant_for_key(DEV_KEY):
+        log.warning(
+            "development key: tenant 'dev' accepts 'Authorization: Bearer %s' (configure tenants for real use)", DEV_KEY
+        )
+    log.info("Parley on http://%s:%s (API docs at /docs)", host, port)
+    try:
+        return _serve(settings, url, host, port)
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        if server:
+            server.stop()

@@ -1,0 +1,159 @@
+"""config.yaml: server, Redis, tenants and their keys, and where the rules live.
+
+The `rules` section (or a file it names) is checked by rules.validate; this
+module checks everything else with the same file:line:column messages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from rules.durations import parse_duration
+from rules.problems import Problem, Problems, RulesError
+from rules.yamlpos import YamlSyntaxError, load_located
+
+DEV_TENANT = "dev"
+DEV_KEY = "dev-key"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class KeySpec(_Strict):
+    """An API key, never written in the file itself: an environment variable or a SHA-256 hash."""
+
+    env: str | None = None
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+
+
+class TenantSpec(_Strict):
+    keys: list[KeySpec] = []
+    admin: bool = False  # may reload rules
+
+
+class ServerSpec(_Strict):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 8080
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024
+    public_url: str | None = None
+
+
+class RedisSpec(_Strict):
+    url: str | None = None
+
+
+class ConfigFile(_Strict):
+    server: ServerSpec = ServerSpec()
+    redis: RedisSpec = RedisSpec()
+    data_dir: str = ".parley"
+    retention: str = "7d"
+    templates: str = "templates"
+    tenants: dict[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")], TenantSpec] = {}
+    rules: dict[str, Any] | str
+
+    @field_validator("retention")
+    @classmethod
+    def _retention(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+
+@dataclass(frozen=True)
+class Tenant:
+    name: str
+    key_hashes: frozenset[str]
+    admin: bool
+
+
+@dataclass(frozen=True)
+class Settings:
+    path: Path
+    server: ServerSpec
+    redis_url: str | None
+    data_dir: Path
+    retention: timedelta
+    templates_dir: Path
+    rules_file: Path  # the file holding the rules (config.yaml itself for an inline section)
+    tenants: dict[str, Tenant]
+
+    def tenant_for_key(self, key: str) -> Tenant | None:
+        digest = hash_key(key)
+        for tenant in self.tenants.values():
+            if any(hmac.compare_digest(digest, known) for known in tenant.key_hashes):
+                return tenant
+        return None
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def load_settings(path: Path, *, dev_key: bool = False, env: dict[str, str] | None = None) -> Settings:
+    """Read config.yaml; with `dev_key` (parley up), tenant `dev` accepts `dev-key` unless tenants are configured."""
+    environ = dict(os.environ) if env is None else env
+    text = path.read_text(encoding="utf-8")
+    try:
+        located = load_located(text)
+    except YamlSyntaxError as exc:
+        raise RulesError(
+            [Problem(exc.position.line, exc.position.column, "(document)", f"invalid YAML: {exc.message}", str(path))]
+        ) from None
+    problems = Problems(located, str(path))
+    try:
+        spec = ConfigFile.model_validate(located.data if isinstance(located.data, dict) else {})
+    except ValidationError as exc:
+        for error in exc.errors():
+            loc = tuple(error["loc"])
+            problems.add(loc, _message(error), at_key=error["type"] == "extra_forbidden")
+        raise RulesError(problems.sorted()) from None
+    tenants = _tenants(spec, environ, problems)
+    if dev_key and not tenants:
+        tenants[DEV_TENANT] = Tenant(DEV_TENANT, frozenset({hash_key(DEV_KEY)}), admin=True)
+    if problems:
+        raise RulesError(problems.sorted())
+    base = path.parent
+    return Settings(
+        path=path,
+        server=spec.server,
+        redis_url=environ.get("REDIS_URL") or spec.redis.url,
+        data_dir=base / spec.data_dir,
+        retention=parse_duration(spec.retention),
+        templates_dir=base / spec.templates,
+        rules_file=base / spec.rules if isinstance(spec.rules, str) else path,
+        tenants=tenants,
+    )
+
+
+def _tenants(spec: ConfigFile, environ: dict[str, str], problems: Problems) -> dict[str, Tenant]:
+    tenants: dict[str, Tenant] = {}
+    for name, tenant in spec.tenants.items():
+        hashes: set[str] = set()
+        for i, key in enumerate(tenant.keys):
+            where = ("tenants", name, "keys", i)
+            if (key.env is None) == (key.sha256 is None):
+                problems.add(where, "a key needs exactly one of env (an environment variable) or sha256")
+            elif key.sha256 is not None:
+                hashes.add(key.sha256)
+            elif key.env is not None and environ.get(key.env):
+                hashes.add(hash_key(environ[key.env]))
+            else:
+                problems.add((*where, "env"), f"environment variable {key.env} is not set")
+        tenants[name] = Tenant(name, frozenset(hashes), tenant.admin)
+    return tenants
+
+
+def _message(error: Any) -> str:
+    if error["type"] == "extra_forbidden":
+        return f"unknown key {error['loc'][-1]!r}"
+    if error["type"] == "missing":
+        return f"missing required key {error['loc'][-1]!r}"
+    return str(error["msg"]).removeprefix("Value error, ")

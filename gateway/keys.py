@@ -1,0 +1,61 @@
+"""Every Redis key Parley uses, and who owns it (what deletes it, or its TTL).
+
+All keys share the `parley:` prefix so one Redis can host other data too.
+"""
+
+from __future__ import annotations
+
+PREFIX = "parley:"
+
+# ZSET of notification ids scored by due time in ms. Owner: the worker removes
+# a member when its notification finishes; the stop script removes it on stop.
+DUE = PREFIX + "due"
+
+# HASH of counters for /metrics (shared by every process). Bounded: fixed field set.
+METRICS = PREFIX + "metrics"
+
+# RQ queue name (RQ owns its keys and their TTLs).
+QUEUE = "parley"
+
+
+def notification(nid: str) -> str:
+    """HASH: the notification. No TTL while active; expires `retention` after it ends."""
+    return f"{PREFIX}n:{nid}"
+
+
+def notification_log(nid: str) -> str:
+    """LIST: timeline entries beyond attempts and events. Same lifetime as the notification."""
+    return f"{PREFIX}n:{nid}:log"
+
+
+def policy(digest: str) -> str:
+    """STRING: a policy snapshot by content digest. TTL refreshed by every notification that uses it."""
+    return f"{PREFIX}policy:{digest}"
+
+
+def idempotency(tenant: str, key: str) -> str:
+    """STRING: `id` of the notification created with this Idempotency-Key, plus body hash. TTL 24 h."""
+    return f"{PREFIX}idem:{tenant}:{key}"
+
+
+def correlation(tenant: str, key: str) -> str:
+    """SET: active notification ids with this correlation key. Members removed when they end; TTL = retention."""
+    return f"{PREFIX}corr:{tenant}:{key}"
+
+
+def outbox(tenant: str) -> str:
+    """LIST: the outbox provider's messages, newest first. Trimmed to OUTBOX_KEEP; TTL = retention."""
+    return f"{PREFIX}outbox:{tenant}"
+
+
+def outbox_sent(nid: str) -> str:
+    """SET: attempt keys the outbox already accepted for a notification (send once). Same lifetime."""
+    return f"{PREFIX}n:{nid}:outbox"
+
+
+def rules_generation() -> str:
+    """STRING: bumped on every successful rules reload so every API process reloads. No TTL (one key)."""
+    return f"{PREFIX}rules:generation"
+
+
+OUTBOX_KEEP = 1000

@@ -1,0 +1,132 @@
+"""What the store keeps for a notification, and how it maps to the engine's state."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from rules.engine import Attempt, Event, Kind, Planned, State
+from rules.intent import Intent
+from rules.model import Channel
+from rules.status import DeliveryStatus, NotificationStatus
+
+
+class Delivery(BaseModel):
+    """One attempt on one channel, as the API shows it (the address masked)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    key: str
+    step: int
+    run: int
+    kind: Kind
+    channel: Channel
+    target: str
+    template: str
+    status: DeliveryStatus
+    at: datetime
+    updated_at: datetime
+    primary: bool = True
+    reason: str | None = None
+    fallback_for: Channel | None = None
+    bridge: str | None = None
+    address: str | None = None  # masked
+    provider_id: str | None = None
+    error: str | None = None
+    tries: int = 0
+    retry_at: datetime | None = None
+    claim: int = 0  # the fence token of the worker that claimed it
+
+    @classmethod
+    def planned(cls, action: Planned, now: datetime, claim: int, address: str | None) -> Delivery:
+        skipped = action.kind is Kind.SKIP
+        return cls(
+            key=action.key, step=action.step, run=action.run, kind=action.kind, channel=action.channel,
+            target=action.target, template=action.template,
+            status=DeliveryStatus.SKIPPED if skipped else DeliveryStatus.PENDING,
+            at=now, updated_at=now, primary=action.primary,
+            reason=action.reason.value if action.reason else ("quiet_hours" if action.deferred_from else None),
+            fallback_for=action.fallback_for, bridge=action.bridge, address=address, claim=claim,
+        )  # fmt: skip
+
+    def attempt(self) -> Attempt:
+        return Attempt(
+            step=self.step, run=self.run, channel=self.channel, status=self.status,
+            at=self.at, updated_at=self.updated_at, primary=self.primary, reason=self.reason,
+        )  # fmt: skip
+
+
+class Stored(BaseModel):
+    id: str
+    tenant: str
+    status: NotificationStatus
+    token: int
+    policy: str
+    version: str
+    intent: Intent
+    created_at: datetime
+    started_at: datetime
+    correlation_key: str | None
+    deliveries: dict[str, Delivery]
+    events: list[Event]
+    final_at: datetime | None
+    final_reason: str | None
+    due_ms: int | None
+
+    def state(self) -> State:
+        return State(
+            started_at=self.started_at,
+            attempts=tuple(d.attempt() for d in self.deliveries.values()),
+            events=tuple(self.events),
+        )
+
+    @classmethod
+    def from_hash(cls, nid: str, raw: dict[str, str]) -> Stored:
+        deliveries = {k[2:]: Delivery.model_validate_json(v) for k, v in raw.items() if k.startswith("a:")}
+        events = [Event.model_validate_json(v) for k, v in sorted(raw.items(), key=_event_order) if k.startswith("e:")]
+        return cls(
+            id=nid, tenant=raw["tenant"], status=NotificationStatus(raw["status"]), token=int(raw.get("token", 0)),
+            policy=raw["policy"], version=raw["version"], intent=Intent.model_validate_json(raw["intent"]),
+            created_at=from_ms(int(raw["created_ms"])), started_at=from_ms(int(raw["created_ms"])),
+            correlation_key=raw.get("corr") or None, deliveries=deliveries, events=events,
+            final_at=datetime.fromisoformat(raw["final_at"]) if raw.get("final_at") else None,
+            final_reason=raw.get("final_reason") or None, due_ms=int(raw["due"]) if raw.get("due") else None,
+        )  # fmt: skip
+
+
+def _event_order(item: tuple[str, str]) -> tuple[int, int]:
+    key = item[0]
+    return (0, int(key[2:])) if key.startswith("e:") else (1, 0)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
+def to_ms(moment: datetime) -> int:
+    """Milliseconds since the epoch, rounded up: a due time stored in ms must never fire early."""
+    return -((_EPOCH - moment) // _MS)
+
+
+def from_ms(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def mask(channel: Channel, address: str | None) -> str | None:
+    """What the API and logs show of an address: enough to recognise it, not to use it."""
+    if address is None:
+        return None
+    if channel is Channel.EMAIL and "@" in address:
+        user, _, domain = address.partition("@")
+        return f"{user[:1]}***@{domain}"
+    if channel in (Channel.SMS, Channel.CALL):
+        return address[:4] + "*" * max(len(address) - 6, 0) + address[-2:]
+    if channel is Channel.PUSH:
+        return f"token …{address[-6:]}"
+    return address
+
+
+def log_entry(at: datetime, message: str, **extra: Any) -> dict[str, Any]:
+    return {"at": at.isoformat(), "message": message, **extra}

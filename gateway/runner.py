@@ -1,0 +1,164 @@
+"""Running one due notification: plan with the engine, perform, record, schedule the next look.
+
+Order matters for crash safety: an attempt is claimed (recorded as pending,
+under the fence) before it is performed and its outcome recorded after; the
+next look is scheduled last. A crash anywhere leaves the lease to expire and
+the next worker resumes: recorded outcomes are not repeated, a pending attempt
+is performed again with the same attempt key (the outbox accepts a key once).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from channels.base import Message, Outcome, SendResult
+from channels.registry import Registry
+from channels.render import Renderer, RenderError
+from gateway import metrics
+from gateway.records import Delivery, Stored, log_entry, mask
+from gateway.store import Leased, Store
+from rules.engine import Kind, Plan, Planned, address_for, person, plan
+from rules.model import Policy
+from rules.status import DeliveryStatus, NotificationStatus
+
+log = logging.getLogger("parley.worker")
+MAX_ROUNDS = 50  # plan -> perform rounds per look; fallback chains are short
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded exponential backoff with jitter for transient failures."""
+
+    first: timedelta = timedelta(seconds=10)
+    factor: float = 3.0
+    cap: timedelta = timedelta(minutes=10)
+    tries: int = 5  # sends in all before a transient failure counts as permanent
+    jitter: float = 0.2
+
+    def delay(self, tries: int, hint: float | None, rnd: random.Random) -> timedelta:
+        base = min(self.first.total_seconds() * self.factor ** (tries - 1), self.cap.total_seconds())
+        base = max(base, hint or 0.0)
+        return timedelta(seconds=base * (1 + rnd.uniform(-self.jitter, self.jitter)))
+
+
+@dataclass
+class Runtime:
+    store: Store
+    channels: Registry
+    renderer: Renderer
+    clock: Callable[[], datetime]
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    rnd: random.Random = field(default_factory=random.Random)
+
+
+class Fenced(Exception):
+    """Our lease ended (a stop, or another worker took over): stop touching this notification."""
+
+
+async def process(rt: Runtime, leased: Leased) -> None:
+    stored = await rt.store.load(leased.id)
+    if stored is None or stored.status is not NotificationStatus.ACTIVE or stored.token != leased.token:
+        return  # stale or duplicate job: someone else owns it now, or it is over
+    policy = await rt.store.policy(stored.version)
+    now = rt.clock()
+    if policy is None:
+        await rt.store.advance(stored, leased.token, next_due=None, final=("failed", now, "policy_snapshot_missing"))
+        return
+    try:
+        await _retry_pending(rt, stored, policy, leased.token, now)
+        result = await _play(rt, stored, policy, leased.token, now)
+    except Fenced:
+        return
+    if result.final is not None:
+        final = (result.final.status.value, result.final.at, result.final.reason)
+        await rt.store.advance(stored, leased.token, next_due=None, final=final)
+        return
+    retries = [d.retry_at for d in stored.deliveries.values() if d.status is DeliveryStatus.PENDING and d.retry_at]
+    wakes = [w for w in (result.wake_at, *retries) if w is not None]
+    await rt.store.advance(stored, leased.token, next_due=min(wakes) if wakes else None)
+
+
+async def _play(rt: Runtime, stored: Stored, policy: Policy, token: int, now: datetime) -> Plan:
+    for _ in range(MAX_ROUNDS):
+        result = plan(policy, stored.intent, stored.state(), now)
+        if result.final is not None or not result.actions:
+            return result
+        await rt.store.count(metrics.STEPS)
+        for action in result.actions:
+            await _start(rt, stored, policy, token, action, now)
+    raise RuntimeError(f"notification {stored.id}: plan did not settle in {MAX_ROUNDS} rounds")
+
+
+async def _start(rt: Runtime, stored: Stored, policy: Policy, token: int, action: Planned, now: datetime) -> None:
+    address = address_for(policy, stored.intent, action.target, action.channel)
+    delivery = Delivery.planned(action, now, token, mask(action.channel, address))
+    if not await rt.store.claim(stored.id, token, delivery):
+        raise Fenced
+    stored.deliveries[delivery.key] = delivery
+    if action.kind is Kind.SKIP:
+        await rt.store.count(metrics.send_field(action.channel, "skipped"))
+        return
+    await _send(rt, stored, policy, delivery, address or "", now)
+
+
+async def _retry_pending(rt: Runtime, stored: Stored, policy: Policy, token: int, now: datetime) -> None:
+    """Pending attempts: retries that fell due, and ones a crashed worker claimed but never finished."""
+    for delivery in list(stored.deliveries.values()):
+        if delivery.status is not DeliveryStatus.PENDING or (delivery.retry_at and delivery.retry_at > now):
+            continue
+        resumed = delivery.model_copy(update={"claim": token, "retry_at": None})
+        if not await rt.store.claim(stored.id, token, resumed):
+            raise Fenced
+        stored.deliveries[resumed.key] = resumed
+        address = address_for(policy, stored.intent, resumed.target, resumed.channel) or ""
+        await _send(rt, stored, policy, resumed, address, now)
+
+
+async def _send(rt: Runtime, stored: Stored, policy: Policy, delivery: Delivery, address: str, now: datetime) -> None:
+    try:
+        locale, parts = rt.renderer.render(
+            delivery.template, delivery.channel, stored.intent, person(stored.intent, delivery.target)
+        )
+    except RenderError as exc:
+        result = SendResult(Outcome.PERMANENT, detail=f"template: {exc}")
+        locale, parts = "", {}
+    else:
+        message = Message(
+            tenant=stored.tenant, notification_id=stored.id, attempt_key=delivery.key, fence=delivery.claim,
+            channel=delivery.channel, address=address, template=delivery.template, locale=locale, parts=parts,
+        )  # fmt: skip
+        result = await rt.channels[delivery.channel].send(message)
+    updated, note = _apply(rt, delivery, result, now)
+    stored.deliveries[updated.key] = updated
+    await rt.store.record(stored.id, updated, note)
+    await rt.store.count(metrics.send_field(delivery.channel, result.outcome))
+
+
+def _apply(
+    rt: Runtime, delivery: Delivery, result: SendResult, now: datetime
+) -> tuple[Delivery, dict[str, str] | None]:
+    """The delivery after a send result, and a timeline note when something noteworthy happened."""
+    tries = delivery.tries + 1
+    base = {"tries": tries, "updated_at": now, "provider_id": result.provider_id or delivery.provider_id}
+    if result.outcome is Outcome.ACCEPTED:
+        return delivery.model_copy(update={**base, "status": DeliveryStatus.SENT}), None
+    if result.outcome is Outcome.DELIVERED:
+        return delivery.model_copy(update={**base, "status": DeliveryStatus.DELIVERED}), None
+    if result.outcome is Outcome.CANCELLED:
+        update = {**base, "status": DeliveryStatus.SKIPPED, "reason": "stopped", "error": result.detail}
+        return delivery.model_copy(update=update), None
+    if result.outcome is Outcome.TRANSIENT and tries < rt.retry.tries:
+        retry_at = now + rt.retry.delay(tries, result.retry_after, rt.rnd)
+        note = log_entry(
+            now,
+            f"{delivery.channel} failed transiently ({result.detail}); retry at {retry_at.isoformat()}",
+            attempt=delivery.key,
+        )
+        return delivery.model_copy(update={**base, "retry_at": retry_at, "error": result.detail}), note
+    detail = result.detail if result.outcome is Outcome.PERMANENT else f"gave up after {tries} tries: {result.detail}"
+    note = log_entry(now, f"{delivery.channel} failed: {detail}", attempt=delivery.key)
+    return delivery.model_copy(update={**base, "status": DeliveryStatus.FAILED, "error": detail}), note

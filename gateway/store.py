@@ -1,0 +1,212 @@
+"""The state store: every Redis read and write Parley makes goes through here."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import redis
+import redis.asyncio as aredis
+
+from gateway import keys, lua
+from gateway.records import Delivery, Stored, to_ms
+from rules.model import Policy, StopEvent
+
+IDEMPOTENCY_TTL = timedelta(hours=24)
+POLICY_TTL = timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class Created:
+    outcome: Literal["created", "exists", "conflict"]
+    id: str
+
+
+@dataclass(frozen=True)
+class Leased:
+    id: str
+    due_ms: int
+    token: int
+
+
+class Store:
+    """Async access for the API and the workers."""
+
+    def __init__(self, client: aredis.Redis, retention: timedelta) -> None:
+        self.r = client
+        self.retention_s = int(retention.total_seconds())
+        self._scripts = {name: client.register_script(getattr(lua, name)) for name in _SCRIPTS}
+        self._policies: dict[str, Policy] = {}
+        self._stored_policies: set[str] = set()
+
+    @classmethod
+    def connect(cls, url: str, retention: timedelta) -> Store:
+        return cls(aredis.Redis.from_url(url, decode_responses=True), retention)
+
+    async def close(self) -> None:
+        await self.r.aclose()
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self.r.ping())
+        except (redis.RedisError, OSError):
+            return False
+
+    async def _run(self, name: str, keys_: list[str], args: list[Any]) -> Any:
+        return await self._scripts[name](keys=keys_, args=args)
+
+    # -- creating ---------------------------------------------------------------------------
+
+    async def create(
+        self, *, nid: str, tenant: str, fields: dict[str, str], policy: Policy, digest: str, due: datetime,
+        idempotency_key: str | None, body_hash: str, correlation_key: str | None,
+    ) -> Created:  # fmt: skip
+        """Store a notification, its policy snapshot, idempotency key and first due step: one round trip."""
+        nkey = keys.notification(nid)
+        idem = keys.idempotency(tenant, idempotency_key) if idempotency_key else nkey
+        corr = keys.correlation(tenant, correlation_key) if correlation_key else nkey
+        flat = [item for pair in fields.items() for item in pair]
+        for attempt in range(2):
+            snapshot = policy.model_dump_json() if attempt or digest not in self._stored_policies else ""
+            args = [nid, body_hash if idempotency_key else "", to_ms(due), snapshot,
+                    int(POLICY_TTL.total_seconds()), int(IDEMPOTENCY_TTL.total_seconds()), self.retention_s, *flat]  # fmt: skip
+            result = await self._run("CREATE", [nkey, idem, corr, keys.DUE, keys.policy(digest)], args)
+            if result[0] != "need_policy":
+                break
+        self._stored_policies.add(digest)
+        if result[0] == "created":
+            return Created("created", nid)
+        prior_id, _, prior_hash = str(result[1]).partition(" ")
+        return Created("exists" if prior_hash == body_hash else "conflict", prior_id)
+
+    # -- reading ----------------------------------------------------------------------------
+
+    async def load(self, nid: str) -> Stored | None:
+        raw = {str(k): str(v) for k, v in (await self.r.hgetall(keys.notification(nid))).items()}
+        if not raw or "tenant" not in raw:
+            return None
+        return Stored.from_hash(nid, raw)
+
+    async def load_for(self, tenant: str, nid: str) -> Stored | None:
+        """A notification only for the tenant that owns it (others get None, as if it did not exist)."""
+        stored = await self.load(nid)
+        return stored if stored is not None and stored.tenant == tenant else None
+
+    async def log(self, nid: str) -> list[dict[str, Any]]:
+        return [json.loads(item) for item in await self.r.lrange(keys.notification_log(nid), 0, -1)]
+
+    async def policy(self, digest: str) -> Policy | None:
+        cached = self._policies.get(digest)
+        if cached is None:
+            raw = await self.r.get(keys.policy(digest))
+            if raw is None:
+                return None
+            cached = self._policies[digest] = Policy.model_validate_json(raw)
+        return cached
+
+    # -- the worker's writes (fenced) -----------------------------------------------------
+
+    async def claim(self, nid: str, token: int, delivery: Delivery) -> bool:
+        """Record a decided attempt before it is performed; refused once the fence moved."""
+        args = [token, f"a:{delivery.key}", delivery.model_dump_json()]
+        return bool(await self._run("FENCED_SET", [keys.notification(nid)], args))
+
+    async def record(self, nid: str, delivery: Delivery, log: dict[str, Any] | None = None) -> bool:
+        """Store a performed attempt's outcome (allowed to the claimant even after a stop)."""
+        entry = json.dumps(log) if log else ""
+        args = [f"a:{delivery.key}", delivery.claim, delivery.model_dump_json(), entry]
+        return bool(await self._run("RECORD", [keys.notification(nid), keys.notification_log(nid)], args))
+
+    async def advance(
+        self,
+        stored: Stored,
+        token: int,
+        *,
+        next_due: datetime | None,
+        final: tuple[str, datetime, str | None] | None = None,
+    ) -> bool:
+        nid = stored.id
+        corr = (
+            keys.correlation(stored.tenant, stored.correlation_key)
+            if stored.correlation_key
+            else keys.notification(nid)
+        )
+        status, at, reason = final if final else ("", None, None)
+        args = [nid, token, to_ms(next_due) if next_due else "", status, at.isoformat() if at else "", reason or "",
+                self.retention_s]  # fmt: skip
+        return bool(await self._run("ADVANCE", self._family(nid, corr), args))
+
+    def _family(self, nid: str, corr: str) -> list[str]:
+        return [keys.notification(nid), keys.DUE, corr, keys.notification_log(nid), keys.outbox_sent(nid)]
+
+    # -- responses --------------------------------------------------------------------------
+
+    async def stop(self, tenant: str, stored: Stored, kind: StopEvent, at: datetime, source: str) -> str:
+        """Record an event; stop the notification if its policy ends on it. Returns
+        'stopped', 'recorded' (kept running), 'inactive' (already over) or 'missing'."""
+        nid = stored.id
+        corr = keys.correlation(tenant, stored.correlation_key) if stored.correlation_key else keys.notification(nid)
+        event = json.dumps({"type": kind.value, "at": at.isoformat(), "source": source})
+        args = [nid, tenant, kind.value, event, at.isoformat(), self.retention_s]
+        return str(await self._run("STOP", self._family(nid, corr), args))
+
+    async def correlated(self, tenant: str, correlation_key: str) -> list[str]:
+        return sorted(str(m) for m in await self.r.smembers(keys.correlation(tenant, correlation_key)))
+
+    # -- outbox provider --------------------------------------------------------------------
+
+    async def outbox_put(self, tenant: str, nid: str, fence: int, attempt_key: str, message: dict[str, Any]) -> str:
+        args = [fence, attempt_key, json.dumps(message), keys.OUTBOX_KEEP, self.retention_s]
+        nkeys = [keys.notification(nid), keys.outbox(tenant), keys.outbox_sent(nid)]
+        return str(await self._run("OUTBOX", nkeys, args))
+
+    async def outbox(self, tenant: str, limit: int) -> list[dict[str, Any]]:
+        return [json.loads(item) for item in await self.r.lrange(keys.outbox(tenant), 0, limit - 1)]
+
+    # -- metrics ----------------------------------------------------------------------------
+
+    async def count(self, *fields: str, amount: int = 1) -> None:
+        pipe = self.r.pipeline(transaction=False)
+        for field in fields:
+            pipe.hincrby(keys.METRICS, field, amount)
+        await pipe.execute()
+
+    async def counters(self) -> dict[str, int]:
+        return {str(k): int(v) for k, v in (await self.r.hgetall(keys.METRICS)).items()}
+
+    async def due_depth(self) -> int:
+        return int(await self.r.zcard(keys.DUE))
+
+    async def rules_generation(self) -> int:
+        return int(await self.r.get(keys.rules_generation()) or 0)
+
+    async def bump_rules_generation(self) -> int:
+        return int(await self.r.incr(keys.rules_generation()))
+
+
+_SCRIPTS = ("CREATE", "FENCED_SET", "RECORD", "ADVANCE", "STOP", "OUTBOX")
+
+
+class TimerStore:
+    """The timer's synchronous access (it runs in a worker's thread, beside RQ)."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.r = client
+        self._lease = client.register_script(lua.LEASE)
+
+    def lease(self, now_ms: int, limit: int, lease_ms: int) -> list[Leased]:
+        flat = self._lease(keys=[keys.DUE], args=[now_ms, limit, lease_ms, keys.PREFIX])
+        text = [x.decode() if isinstance(x, bytes) else str(x) for x in flat]
+        return [Leased(text[i], int(float(text[i + 1])), int(text[i + 2])) for i in range(0, len(text), 3)]
+
+    def next_due_ms(self) -> int | None:
+        first = self.r.zrange(keys.DUE, 0, 0, withscores=True)
+        return int(first[0][1]) if first else None
+
+    def observe_lateness(self, fields: dict[str, int]) -> None:
+        pipe = self.r.pipeline(transaction=False)
+        for field, amount in fields.items():
+            pipe.hincrby(keys.METRICS, field, amount)
+        pipe.execute()

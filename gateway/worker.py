@@ -1,0 +1,133 @@
+"""RQ wiring: the timer that turns due notifications into jobs, and the job that runs them.
+
+Jobs carry batches of due notifications (RQ costs tens of Redis commands per
+job, so one job per step would cap a worker at a few hundred steps/s), and a
+worker runs them in one process with one event loop (SimpleWorker) so sends of
+a batch overlap while they wait on providers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+from rq import Queue
+
+from gateway import keys, metrics
+from gateway.records import from_ms
+from gateway.runner import Runtime, process
+from gateway.store import Leased, TimerStore
+
+log = logging.getLogger("parley.worker")
+
+BATCH = 50
+LEASE_MS = 60_000  # a job not finished by then is run again by another worker
+POLL_S = 0.02  # the longest the timer sleeps: bounds how late an item added "now" fires
+
+_runtime: Runtime | None = None
+_loop: asyncio.AbstractEventLoop | None = None
+_bootstrap: Callable[[], Runtime] | None = None
+
+
+def install(
+    runtime: Runtime | None = None, bootstrap: Callable[[], Runtime] | None = None
+) -> asyncio.AbstractEventLoop:
+    """Give this process the runtime its jobs use (or how to build it on the first job)."""
+    global _runtime, _loop, _bootstrap
+    _runtime, _bootstrap = runtime, bootstrap
+    _loop = asyncio.new_event_loop()
+    return _loop
+
+
+def run_batch(items: list[list[Any]]) -> int:
+    """The RQ job: run each leased notification once. Returns how many it looked at."""
+    global _runtime
+    if _loop is None:
+        install()
+    assert _loop is not None
+    if _runtime is None:
+        if _bootstrap is None:
+            raise RuntimeError("worker runtime not installed (start workers with `parley worker`)")
+        _runtime = _bootstrap()
+    rt = _runtime
+    leased = [Leased(str(i[0]), int(i[1]), int(i[2])) for i in items]
+    _loop.run_until_complete(_run_all(rt, leased))
+    return len(leased)
+
+
+async def _run_all(rt: Runtime, leased: list[Leased]) -> None:
+    now = rt.clock()
+    late: dict[str, int] = {}
+    for item in leased:
+        for field, amount in metrics.lateness_fields(max((now - from_ms(item.due_ms)).total_seconds(), 0.0)).items():
+            late[field] = late.get(field, 0) + amount
+    results = await asyncio.gather(*(process(rt, item) for item in leased), return_exceptions=True)
+    for item, result in zip(leased, results, strict=True):
+        if isinstance(result, BaseException):
+            # A bug, not a provider error: the lease expires and the notification is retried.
+            log.error("notification %s failed in the worker", item.id, exc_info=result)
+    for field, amount in late.items():
+        await rt.store.count(field, amount=amount)
+
+
+class Timer:
+    """Leases due notifications and enqueues them as RQ jobs. Safe to run in every worker."""
+
+    def __init__(self, client: redis.Redis, queue: Queue, clock: Callable[[], datetime] | None = None) -> None:
+        self.store = TimerStore(client)
+        self.queue = queue
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self._stop = threading.Event()
+
+    def fire(self) -> int:
+        """Enqueue everything due now; returns how many notifications were leased."""
+        now_ms = int(self.clock().timestamp() * 1000)
+        leased = self.store.lease(now_ms, BATCH * 10, LEASE_MS)
+        for start in range(0, len(leased), BATCH):
+            chunk = [[x.id, x.due_ms, x.token] for x in leased[start : start + BATCH]]
+            self.queue.enqueue(run_batch, chunk, result_ttl=0, failure_ttl=7 * 86400, job_timeout=LEASE_MS // 1000)
+        return len(leased)
+
+    def run_forever(self) -> None:
+        while not self._stop.is_set():
+            try:
+                fired = self.fire()
+                if fired:
+                    continue
+                nxt = self.store.next_due_ms()
+                now_ms = self.clock().timestamp() * 1000
+                wait = POLL_S if nxt is None else min(max((nxt - now_ms) / 1000, 0.0), POLL_S)
+            except redis.RedisError as exc:
+                log.warning("timer: Redis unavailable (%s); retrying", exc)
+                wait = 1.0
+            self._stop.wait(wait)
+
+    def start(self) -> threading.Thread:
+        thread = threading.Thread(target=self.run_forever, name="parley-timer", daemon=True)
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def queue_for(client: redis.Redis) -> Queue:
+    return Queue(keys.QUEUE, connection=client)
+
+
+def wait_for_redis(client: redis.Redis, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            client.ping()
+            return
+        except redis.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
