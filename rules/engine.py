@@ -127,7 +127,11 @@ def plan(policy: Policy, intent: Intent, state: State, now: datetime) -> Plan:
         fresh = [a for a in step_plan.actions if a.key not in {b.key for b in actions}]
         actions.extend(fresh)
         skips = [a for a in fresh if a.kind is Kind.SKIP]
-        if not skips or step_plan.final is not None:
+        if step_plan.final is not None and actions:
+            # The replay saw only the skips, not the sends planned beside them: never
+            # finish in the same plan. The caller records these; the next plan finishes.
+            return Plan(actions=tuple(actions))
+        if not skips:
             return step_plan.model_copy(update={"actions": tuple(actions)}) if actions else step_plan
         recorded = tuple(_as_attempt(a) for a in skips)
         state = state.model_copy(update={"attempts": state.attempts + recorded})
@@ -177,8 +181,11 @@ def _plan_once(policy: Policy, intent: Intent, state: State, now: datetime) -> P
                 actions.extend(_primary(policy, intent, step, index, run, when, due))
                 return Plan(actions=tuple(actions), wake_at=min(wakes) if wakes else None)
             cursor = min((a.at for a in recorded if a.primary), default=recorded[0].at)
+            # A run cut short (the caller crashed between channels) still owes its other channels.
+            missing = _unstarted(policy, intent, step, index, run, recorded, cursor)
             follow, follow_wakes = _follow_ups(policy, intent, step, index, run, recorded, now)
-            actions.extend(follow)
+            actions.extend(missing)
+            actions.extend(a for a in follow if a.channel not in {m.channel for m in missing})
             wakes.extend(follow_wakes)
     if actions or wakes or any(a.status is DeliveryStatus.PENDING for a in state.attempts):
         return Plan(actions=tuple(actions), wake_at=min(wakes) if wakes else None)
@@ -236,11 +243,24 @@ def _planned(
     )
 
 
+def _unstarted(
+    policy: Policy, intent: Intent, step: Action, index: int, run: int, recorded: list[Attempt], ran: datetime
+) -> list[Planned]:
+    if step.kind == "first_of":
+        return []  # its first channel is recorded; the rest are follow-ups
+    reason = Reason.REPEAT if run > 0 else None
+    done = {a.channel for a in recorded}
+    return [
+        _planned(policy, intent, step, index, run, ch, ran, ran, reason, None) for ch in step.channels if ch not in done
+    ]
+
+
 def _follow_ups(
     policy: Policy, intent: Intent, step: Action, index: int, run: int, recorded: list[Attempt], now: datetime
 ) -> tuple[list[Planned], list[datetime]]:
     """Fallbacks (send/call) or the next channel (first_of) for attempts that did not get through."""
     used = {a.channel: a for a in recorded}
+    primaries = set(step.channels) if step.kind != "first_of" else set()
     wanted: list[tuple[Channel, Attempt, Reason]] = []
     if step.kind == "first_of":
         for current, following in zip(step.channels, step.channels[1:], strict=False):
@@ -253,7 +273,7 @@ def _follow_ups(
     elif policy.destination(step.target) is None:
         for attempt in recorded:
             nxt = policy.fallback_for(attempt.channel)
-            if attempt.status in UNSUCCESSFUL and nxt is not None and nxt not in used:
+            if attempt.status in UNSUCCESSFUL and nxt is not None and nxt not in used and nxt not in primaries:
                 wanted.append((nxt, attempt, Reason.FALLBACK))
                 used[nxt] = attempt  # two failures falling back to one channel send it once
     actions, wakes = [], []

@@ -30,4 +30,7 @@ def defer(quiet: QuietHours | None, zone: ZoneInfo, due: datetime) -> datetime:
     # A wall time inside a spring-forward gap (02:30 on the night clocks jump
     # from 02:00 to 03:00) resolves as if the clocks had not moved: 03:30.
     wall = datetime.combine(end_day, end, tzinfo=zone)
-    return max(wall.astimezone(UTC), due)
+    # An end repeated on the night clocks go back (02:30 twice) ends the quiet
+    # period containing `due`: the second 02:30 when `due` is past the first.
+    first = wall.astimezone(UTC)
+    return first if first > due else max(wall.replace(fold=1).astimezone(UTC), due)
