@@ -103,7 +103,7 @@ def run_worker(args: argparse.Namespace) -> int:
     install(bootstrap=lambda: runtime_for(settings, url))
     timer_client = redis.Redis.from_url(url)
     wait_for_redis(timer_client)
-    timer = Timer(timer_client, queue_for(timer_client))
+    timer = Timer(timer_client, queue_for(timer_client), lease_ms=int(settings.lease.total_seconds() * 1000))
     timer.start()
     # RQ sets a long socket timeout on its own connection pool for its blocking pop; it must
     # not share a pool whose connections were opened with the default 5 s timeout.

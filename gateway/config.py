@@ -51,9 +51,20 @@ class RedisSpec(_Strict):
     url: str | None = None
 
 
+class WorkerSpec(_Strict):
+    lease: str = "60s"  # a worker that dies mid-job gives its notifications back after this
+
+    @field_validator("lease")
+    @classmethod
+    def _lease(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+
 class ConfigFile(_Strict):
     server: ServerSpec = ServerSpec()
     redis: RedisSpec = RedisSpec()
+    worker: WorkerSpec = WorkerSpec()
     data_dir: str = ".parley"
     retention: str = "7d"
     templates: str = "templates"
@@ -81,6 +92,7 @@ class Settings:
     redis_url: str | None
     data_dir: Path
     retention: timedelta
+    lease: timedelta
     templates_dir: Path
     rules_file: Path  # the file holding the rules (config.yaml itself for an inline section)
     tenants: dict[str, Tenant]
@@ -127,6 +139,7 @@ def load_settings(path: Path, *, dev_key: bool = False, env: dict[str, str] | No
         redis_url=environ.get("REDIS_URL") or spec.redis.url,
         data_dir=base / spec.data_dir,
         retention=parse_duration(spec.retention),
+        lease=parse_duration(spec.worker.lease),
         templates_dir=base / spec.templates,
         rules_file=base / spec.rules if isinstance(spec.rules, str) else path,
         tenants=tenants,

@@ -132,10 +132,22 @@ async def _send(rt: Runtime, stored: Stored, policy: Policy, delivery: Delivery,
             channel=delivery.channel, address=address, template=delivery.template, locale=locale, parts=parts,
         )  # fmt: skip
         result = await rt.channels[delivery.channel].send(message)
+    if result.outcome is Outcome.CANCELLED:
+        await _fenced_out(rt, stored.id, delivery, result, now)
     updated, note = _apply(rt, delivery, result, now)
     stored.deliveries[updated.key] = updated
     await rt.store.record(stored.id, updated, note)
     await rt.store.count(metrics.send_field(delivery.channel, result.outcome))
+
+
+async def _fenced_out(rt: Runtime, nid: str, delivery: Delivery, result: SendResult, now: datetime) -> None:
+    """The provider refused under our fence. If the notification stopped, the attempt is over;
+    if another worker took the lease, the attempt stays pending for it to perform."""
+    current = await rt.store.load(nid)
+    if current is not None and current.status is NotificationStatus.STOPPED:
+        update = {"status": DeliveryStatus.SKIPPED, "reason": "stopped", "error": result.detail, "updated_at": now}
+        await rt.store.record(nid, delivery.model_copy(update=update))
+    raise Fenced
 
 
 def _apply(
@@ -148,9 +160,6 @@ def _apply(
         return delivery.model_copy(update={**base, "status": DeliveryStatus.SENT}), None
     if result.outcome is Outcome.DELIVERED:
         return delivery.model_copy(update={**base, "status": DeliveryStatus.DELIVERED}), None
-    if result.outcome is Outcome.CANCELLED:
-        update = {**base, "status": DeliveryStatus.SKIPPED, "reason": "stopped", "error": result.detail}
-        return delivery.model_copy(update=update), None
     if result.outcome is Outcome.TRANSIENT and tries < rt.retry.tries:
         retry_at = now + rt.retry.delay(tries, result.retry_after, rt.rnd)
         note = log_entry(

@@ -79,8 +79,11 @@ async def _run_all(rt: Runtime, leased: list[Leased]) -> None:
 class Timer:
     """Leases due notifications and enqueues them as RQ jobs. Safe to run in every worker."""
 
-    def __init__(self, client: redis.Redis, queue: Queue, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self, client: redis.Redis, queue: Queue, clock: Callable[[], datetime] | None = None, lease_ms: int = LEASE_MS
+    ) -> None:
         self.store = TimerStore(client)
+        self.lease_ms = lease_ms
         self.queue = queue
         self.clock = clock or (lambda: datetime.now(UTC))
         self._stop = threading.Event()
@@ -88,10 +91,12 @@ class Timer:
     def fire(self) -> int:
         """Enqueue everything due now; returns how many notifications were leased."""
         now_ms = int(self.clock().timestamp() * 1000)
-        leased = self.store.lease(now_ms, BATCH * 10, LEASE_MS)
+        leased = self.store.lease(now_ms, BATCH * 10, self.lease_ms)
         for start in range(0, len(leased), BATCH):
             chunk = [[x.id, x.due_ms, x.token] for x in leased[start : start + BATCH]]
-            self.queue.enqueue(run_batch, chunk, result_ttl=0, failure_ttl=7 * 86400, job_timeout=LEASE_MS // 1000)
+            self.queue.enqueue(
+                run_batch, chunk, result_ttl=0, failure_ttl=7 * 86400, job_timeout=max(self.lease_ms // 1000, 1)
+            )
         return len(leased)
 
     def run_forever(self) -> None:

@@ -1,0 +1,117 @@
+"""End to end: intent in over HTTP, steps out in the outbox at the right (simulated) times, response stops it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from tests.gateway.conftest import Harness
+
+
+def test_escalation_runs_step_by_step_and_a_response_stops_the_rest(harness: Harness) -> None:
+    nid = harness.notify()
+    assert harness.sent(nid) == []  # the API answers before anything is sent
+    harness.work()
+    assert harness.sent(nid) == [("push", "inquiry-new"), ("email", "inquiry-new")]
+
+    harness.at(timedelta(minutes=14, seconds=59))
+    assert len(harness.sent(nid)) == 2  # not a moment early
+    harness.at(timedelta(seconds=1))
+    assert harness.sent(nid)[-1] == ("sms", "inquiry-reminder")
+
+    response = harness.call("POST", f"/v1/notifications/{nid}/events", json={"type": "responded"})
+    assert response.json() == {"id": nid, "status": "stopped", "result": "stopped"}
+    harness.at(timedelta(hours=3))
+    assert len(harness.sent(nid)) == 3
+    view = harness.show(nid)
+    assert view["status"] == "stopped"
+    assert view["ended"]["reason"] == "responded"
+    assert [d["status"] for d in view["deliveries"]] == ["delivered", "delivered", "delivered"]
+
+
+def test_unanswered_escalation_completes_with_the_ops_alert(harness: Harness) -> None:
+    nid = harness.notify()
+    harness.work()
+    harness.at(timedelta(minutes=15))
+    harness.at(timedelta(hours=1))
+    assert harness.sent(nid)[-1] == ("slack", "inquiry-unanswered-ops")
+    slack = next(m for m in harness.outbox() if m["channel"] == "slack")
+    assert slack["address"] == "#marketplace-ops"
+    assert "Red bike" in slack["content"]["text"]
+    view = harness.show(nid)
+    assert view["status"] == "completed"
+    assert view["next_step_at"] is None
+
+
+def test_quiet_hours_defer_to_the_recipients_morning(harness: Harness) -> None:
+    harness.clock.now = harness.clock.now.replace(hour=21, minute=30)  # 22:30 in Berlin
+    nid = harness.notify()
+    harness.work()
+    assert harness.sent(nid) == []
+    assert harness.show(nid)["next_step_at"] == "2026-11-24T07:00:00.000Z"  # 08:00 in Berlin
+    harness.at(timedelta(hours=9, minutes=29, seconds=59))
+    assert harness.sent(nid) == []
+    harness.at(timedelta(seconds=1))
+    assert len(harness.sent(nid)) == 2
+
+
+def test_missing_address_falls_back_and_shows_in_the_timeline(harness: Harness) -> None:
+    recipient = {"id": "seller-9", "phone": "+14155550123", "email": "s@example.com"}
+    nid = harness.notify(recipient=recipient)
+    harness.work()
+    assert harness.sent(nid) == [("email", "inquiry-new"), ("sms", "inquiry-new")]
+    deliveries = harness.show(nid)["deliveries"]
+    push = next(d for d in deliveries if d["channel"] == "push")
+    assert (push["status"], push["reason"]) == ("skipped", "no_address")
+    sms = next(d for d in deliveries if d["channel"] == "sms")
+    assert (sms["reason"], sms["instead_of"]) == ("fallback", "push")
+    assert sms["address"] == "+141******23"  # masked in the API
+
+
+def test_template_error_is_a_clear_failed_delivery_and_the_fallback_runs(harness: Harness) -> None:
+    nid = harness.notify(data={"message": "no listing here"})
+    harness.work()
+    deliveries = harness.show(nid)["deliveries"]
+    assert all(d["status"] == "failed" for d in deliveries)
+    assert "listing" in deliveries[0]["error"]
+    assert {d["channel"] for d in deliveries} == {"push", "email", "sms"}  # sms ran as push's fallback
+
+
+def test_correlation_key_stops_every_active_notification_of_the_tenant(harness: Harness) -> None:
+    a = harness.notify(correlation_key="conversation:1")
+    b = harness.notify(correlation_key="conversation:1")
+    other = harness.notify(correlation_key="conversation:2")
+    elsewhere = harness.notify("globex", correlation_key="conversation:1")
+    harness.work()
+    response = harness.call("POST", "/v1/events", json={"type": "responded", "correlation_key": "conversation:1"})
+    assert sorted(response.json()["stopped"]) == sorted([a, b])
+    harness.at(timedelta(minutes=15))
+    assert harness.show(a)["status"] == "stopped"
+    assert harness.show(other)["status"] == "active"
+    assert harness.show(elsewhere, "globex")["status"] == "active"
+    assert harness.sent(other)[-1] == ("sms", "inquiry-reminder")
+
+
+def test_an_event_the_policy_does_not_stop_on_is_recorded_and_it_runs_on(harness: Harness) -> None:
+    rules_quick = harness.notify(event="quick.ping")  # `quick` stops on responded/acknowledged (defaults)
+    harness.work()
+    response = harness.call("POST", f"/v1/notifications/{rules_quick}/events", json={"type": "acknowledged"})
+    assert response.json()["result"] == "stopped"
+    nid = harness.notify()
+    response = harness.call("POST", f"/v1/notifications/{nid}/events", json={"type": "cancelled"})
+    assert response.json()["status"] == "stopped"
+    assert any(e["what"] == "event:cancelled" for e in harness.show(nid)["timeline"])
+
+
+def test_a_stale_job_does_nothing(harness: Harness) -> None:
+    nid = harness.notify(event="quick.ping")
+    now_ms = int(harness.clock.now.timestamp() * 1000)
+    leased = harness.timer.store.lease(now_ms, 10, 2000)  # a first worker leases it, then stalls
+    assert [x.id for x in leased] == [nid]
+    harness.clock.advance(timedelta(seconds=3))  # the lease expires, another worker takes over
+    assert harness.work() == 1
+    sent = harness.sent(nid)
+    assert sent == [("email", "inquiry-new"), ("sms", "inquiry-new")]
+    from gateway.worker import run_batch
+
+    run_batch([[leased[0].id, leased[0].due_ms, leased[0].token]])  # the first worker wakes up late
+    assert harness.sent(nid) == sent
