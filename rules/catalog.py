@@ -41,6 +41,7 @@ class TemplateInfo:
     default_locale: str
     channels: frozenset[Channel]
     locales: frozenset[str]
+    problem: str | None = None  # why template.yaml could not be read
 
 
 class Catalog:
@@ -61,6 +62,8 @@ class Catalog:
         info = self.templates.get(name)
         if info is None:
             return f"unknown template {name!r} (no folder {self.root / name})"
+        if info.problem is not None:
+            return f"template {name!r} has an invalid {self.root / name / 'template.yaml'}: {info.problem}"
         if channel in info.channels:
             return None
         files = " and ".join(REQUIRED_PARTS[channel])
@@ -69,10 +72,16 @@ class Catalog:
 
 
 def _describe(folder: Path) -> TemplateInfo:
-    default_locale = DEFAULT_LOCALE
+    default_locale, problem = DEFAULT_LOCALE, None
     meta = folder / "template.yaml"
     if meta.is_file():
-        loaded = yaml.safe_load(meta.read_text(encoding="utf-8")) or {}
+        try:
+            loaded = yaml.safe_load(meta.read_text(encoding="utf-8")) or {}
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            loaded, problem = {}, f"{exc.problem or exc.context} (line {mark.line + 1 if mark else 1})"
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            loaded, problem = {}, str(exc)
         if isinstance(loaded, dict) and isinstance(loaded.get("default_locale"), str):
             default_locale = loaded["default_locale"]
     locales = frozenset(p.name for p in folder.iterdir() if p.is_dir())
@@ -80,4 +89,4 @@ def _describe(folder: Path) -> TemplateInfo:
     channels = frozenset(
         channel for channel, parts in REQUIRED_PARTS.items() if all((base / part).is_file() for part in parts)
     )
-    return TemplateInfo(folder.name, default_locale, channels, locales)
+    return TemplateInfo(folder.name, default_locale, channels, locales, problem)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from rules.durations import parse_duration
@@ -32,18 +32,23 @@ def mapping(
     return value
 
 
-def channel(p: Problems, path: Path, value: Any) -> Channel | None:
+def channel(p: Problems, path: Path, value: Any, *, at_key: bool = False) -> Channel | None:
+    if not isinstance(value, str):
+        p.add(path, f"expected a channel (one of {CHANNELS}), got {describe(value)}", at_key=at_key)
+        return None
     try:
         return Channel(value)
     except ValueError:
-        p.add(path, f"unknown channel {value!r} (expected one of {CHANNELS})")
+        p.add(path, f"unknown channel {value!r} (expected one of {CHANNELS})", at_key=at_key)
         return None
 
 
 def channel_list(p: Problems, path: Path, value: Any, *, minimum: int = 1) -> list[Channel] | None:
     items = value if isinstance(value, list) else [value]
     if len(items) < minimum:
-        p.add(path, f"expected a list of at least {minimum} channels")
+        p.add(
+            path, "expected at least one channel" if minimum == 1 else f"expected a list of at least {minimum} channels"
+        )
         return None
     found: list[Channel] = []
     for i, item in enumerate(items):
@@ -59,6 +64,9 @@ def channel_list(p: Problems, path: Path, value: Any, *, minimum: int = 1) -> li
 
 
 def duration(p: Problems, path: Path, value: Any) -> timedelta | None:
+    if not isinstance(value, str):
+        p.add(path, f"expected a duration such as 30s, 15m, 1h or 2d, got {describe(value)}")
+        return None
     try:
         return parse_duration(value)
     except ValueError as exc:
@@ -67,7 +75,10 @@ def duration(p: Problems, path: Path, value: Any) -> timedelta | None:
 
 
 def clock(p: Problems, path: Path, value: Any) -> time | None:
-    match = _HHMM.match(value) if isinstance(value, str) else None
+    if not isinstance(value, str):
+        p.add(path, f'expected a time HH:MM on a 24-hour clock, e.g. "21:00", got {describe(value)}')
+        return None
+    match = _HHMM.match(value)
     if not match:
         p.add(path, f'invalid time {value!r} (expected HH:MM on a 24-hour clock, e.g. "21:00")')
         return None
@@ -93,6 +104,9 @@ def stop_events(p: Problems, path: Path, value: Any) -> tuple[StopEvent, ...] | 
         return None
     found: list[StopEvent] = []
     for i, item in enumerate(value):
+        if not isinstance(item, str):
+            p.add((*path, i), f"expected an event (one of {events_list()}), got {describe(item)}")
+            continue
         try:
             found.append(StopEvent(item))
         except ValueError:
@@ -110,7 +124,7 @@ def fallback_map(p: Problems, path: Path, value: Any) -> dict[Channel, Channel] 
         return None
     result: dict[Channel, Channel] = {}
     for key, target in value.items():
-        source = channel(p, (*path, key), key)
+        source = channel(p, (*path, key), key, at_key=True)
         dest = channel(p, (*path, key), target)
         if source is None or dest is None:
             continue
@@ -141,7 +155,10 @@ def fallback_cycles(p: Problems, path: Path, fallbacks: dict[Channel, Channel]) 
 
 
 def name(p: Problems, path: Path, value: Any, what: str) -> str | None:
-    if not isinstance(value, str) or not NAME.match(value):
+    if not isinstance(value, str):
+        p.add(path, f"expected a {what} name, got {describe(value)}")
+        return None
+    if not NAME.match(value):
         p.add(path, f"invalid {what} name {value!r} (lowercase letters, digits, '-', '_', '.'; at most 64)")
         return None
     return value
@@ -156,4 +173,10 @@ def describe(value: Any) -> str:
         return "a list"
     if isinstance(value, dict):
         return "a mapping"
+    if isinstance(value, str):
+        return f"the text {value!r}"
+    if isinstance(value, (int, float)):
+        return f"the number {value!r}"
+    if isinstance(value, (date, datetime)):
+        return f"the date {value.isoformat()}"  # YAML reads an unquoted 2024-01-01 as a date
     return f"{type(value).__name__} {value!r}"

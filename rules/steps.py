@@ -29,6 +29,9 @@ class StepContext:
     catalog: Catalog
     default_template: str | None
     fallbacks: dict[Channel, Channel]
+    # Problems already reported elsewhere, so that steps do not repeat them as something else:
+    broken_destinations: frozenset[str] = frozenset()  # declared with a bad channel or address
+    policy_template_invalid: bool = False  # the policy's `template` is not a name
 
 
 def check_steps(ctx: StepContext, path: Path, value: Any) -> tuple[Step, ...] | None:
@@ -38,12 +41,12 @@ def check_steps(ctx: StepContext, path: Path, value: Any) -> tuple[Step, ...] | 
         return None
     steps = [_step(ctx, (*path, i), raw) for i, raw in enumerate(value)]
     ok = all(s is not None for s in steps)
-    last = value[-1]
-    if isinstance(last, dict) and "wait" in last and not any(k in last for k in KINDS if k != "wait"):
-        p.add((*path, len(value) - 1), "a policy cannot end with a wait (nothing would happen after it)")
-        ok = False
-    elif ok and not any(isinstance(s, Action) for s in steps):
+    waits = [isinstance(raw, dict) and "wait" in raw and not any(k in raw for k in KINDS[:3]) for raw in value]
+    if all(waits):
         p.add(path, "a policy needs at least one send, first_of or call step")
+        ok = False
+    elif waits[-1]:
+        p.add((*path, len(value) - 1), "a policy cannot end with a wait (nothing would happen after it)")
         ok = False
     return tuple(s for s in steps if s is not None) if ok else None
 
@@ -107,15 +110,22 @@ def _action(ctx: StepContext, path: Path, kind: str, raw: dict[str, Any]) -> Act
 
 
 def _target(ctx: StepContext, path: Path, value: Any) -> str | None:
-    if value in PERSON_TARGETS or value in ctx.destinations:
-        return str(value)
     known = ", ".join([*PERSON_TARGETS, *sorted(ctx.destinations)])
+    if not isinstance(value, str):  # a list or mapping here is unhashable: check before the lookups
+        ctx.problems.add(path, f"expected a destination (one of {known}), got {checks.describe(value)}")
+        return None
+    if value in PERSON_TARGETS or value in ctx.destinations:
+        return value
+    if value in ctx.broken_destinations:
+        return None
     ctx.problems.add(path, f"unknown destination {value!r} (expected one of {known})")
     return None
 
 
 def _template(ctx: StepContext, path: Path, raw: dict[str, Any]) -> str | None:
     value = raw.get("template", ctx.default_template)
+    if value is None and ctx.policy_template_invalid and "template" not in raw:
+        return None
     if value is None:
         ctx.problems.add(path, "missing template (set `template` on the step or on the policy)")
         return None
@@ -138,10 +148,10 @@ def _repeat(ctx: StepContext, path: Path, value: Any) -> Repeat | None:
     if raw is None or "times" not in raw or "every" not in raw:
         return None
     times = raw["times"]
+    every = checks.duration(p, (*path, "every"), raw["every"])  # checked even when times is wrong
     if not isinstance(times, int) or isinstance(times, bool) or not 2 <= times <= MAX_REPEAT:
         p.add((*path, "times"), f"expected a whole number of runs from 2 to {MAX_REPEAT}, got {checks.describe(times)}")
         return None
-    every = checks.duration(p, (*path, "every"), raw["every"])
     return Repeat(times=times, every=every) if every is not None else None
 
 
@@ -150,7 +160,8 @@ def _bridge(ctx: StepContext, path: Path, value: Any, target: str | None) -> str
         return None
     if value not in PERSON_TARGETS or value == target:
         others = [t for t in PERSON_TARGETS if t != target]
-        ctx.problems.add(path, f"bridge must be {' or '.join(others)}, got {value!r}")
+        shown = repr(value) if isinstance(value, str) else checks.describe(value)
+        ctx.problems.add(path, f"bridge must be {' or '.join(others)}, got {shown}")
         return None
     return str(value)
 
@@ -175,19 +186,20 @@ def _templates_exist(
     if template not in ctx.catalog.templates:
         ctx.problems.add(where, str(ctx.catalog.missing_part(template, Channel.SMS)))
         return False
-    needed: list[Channel] = []
+    needed: dict[Channel, Channel | None] = {}  # channel -> the channel that falls back to it
     for ch in channels:
         current: Channel | None = ch
+        previous: Channel | None = None
         # first_of lists its own order and destinations have one fixed address: no fallback.
         follow = kind != "first_of" and target not in ctx.destinations
         while current is not None and current not in needed:
-            needed.append(current)
-            current = ctx.fallbacks.get(current) if follow else None
+            needed[current] = previous
+            previous, current = current, ctx.fallbacks.get(current) if follow else None
     ok = True
-    for ch in needed:
+    for ch, source in needed.items():
         reason = ctx.catalog.missing_part(template, ch)
         if reason is not None:
-            suffix = "" if ch in channels else " (reached through fallback)"
+            suffix = "" if source is None else f"; needed because {source} falls back to {ch}"
             ctx.problems.add(where, reason + suffix)
             ok = False
     return ok

@@ -6,7 +6,6 @@ file, line, column and path. Only a document with no problem compiles.
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from dataclasses import dataclass
 from pathlib import Path as FsPath
@@ -39,6 +38,7 @@ class _Scope:
     catalog: Catalog
     defaults: Defaults
     destinations: dict[str, Destination]
+    broken_destinations: frozenset[str] = frozenset()  # declared, but with a problem reported there
 
 
 @dataclass
@@ -50,7 +50,13 @@ class Defaults:
 
 def load_rules(file: FsPath, templates: FsPath | None = None) -> RuleSet:
     """Read and validate a rules file (standalone, or the `rules` section of config.yaml)."""
-    text = file.read_text(encoding="utf-8")
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        data = exc.object
+        line, column = data.count(b"\n", 0, exc.start) + 1, exc.start - data.rfind(b"\n", 0, exc.start)
+        problem = Problem(line, column, "(document)", f"not UTF-8 text (byte 0x{data[exc.start]:02x})", str(file))
+        raise RulesError([problem]) from None
     if templates is None:
         templates = file.parent / _templates_setting(text)
     return compile_rules(text, str(file), Catalog.scan(templates))
@@ -90,12 +96,17 @@ def _document(p: Problems, data: Any, catalog: Catalog) -> RuleSet | None:
     doc = checks.mapping(p, base, data, TOP_KEYS, ("version", "policies"))
     if doc is None:
         return None
-    if "version" in doc and doc["version"] != 1:
-        p.add((*base, "version"), f"unsupported version {doc['version']!r} (this Parley reads version 1)")
+    version = doc.get("version", 1)
+    if not isinstance(version, int) or isinstance(version, bool):
+        p.add((*base, "version"), f"expected version: 1, got {checks.describe(version)}")
+    elif version != 1:
+        p.add((*base, "version"), f"unsupported version {version} (this Parley reads version 1)")
     defaults = _defaults(p, (*base, "defaults"), doc.get("defaults", {}))
-    destinations = _destinations(p, (*base, "destinations"), doc.get("destinations", {}))
-    scope = _Scope(p, catalog, defaults, destinations)
-    policies = _policies(scope, (*base, "policies"), doc.get("policies"))
+    raw_destinations = doc.get("destinations", {})
+    destinations = _destinations(p, (*base, "destinations"), raw_destinations)
+    declared = frozenset(raw_destinations) if isinstance(raw_destinations, dict) else frozenset()
+    scope = _Scope(p, catalog, defaults, destinations, declared - destinations.keys() - set(PERSON_TARGETS))
+    policies = _policies(scope, (*base, "policies"), doc["policies"]) if "policies" in doc else None
     if p or policies is None:
         return None
     return RuleSet(version=1, policies=tuple(policies))
@@ -166,8 +177,6 @@ def _is_e164(text: str) -> bool:
 
 def _policies(scope: _Scope, path: Path, value: Any) -> list[Policy] | None:
     p = scope.p
-    if value is None:
-        return None  # already reported as a missing key
     if not isinstance(value, list) or not value:
         p.add(path, "expected a non-empty list of policies")
         return None
@@ -199,14 +208,22 @@ def _policy(scope: _Scope, path: Path, raw: Any) -> Policy | None:
     if "quiet_hours" in spec:
         quiet = (
             None
-            if spec["quiet_hours"] in (None, False)
+            if spec["quiet_hours"] is None or spec["quiet_hours"] is False
             else checks.quiet_hours(p, (*path, "quiet_hours"), spec["quiet_hours"])
         )
     fallbacks = _fallbacks(p, path, spec, defaults)
     template = spec.get("template")
     if template is not None and not isinstance(template, str):
         p.add((*path, "template"), f"expected a template name, got {checks.describe(template)}")
-    ctx = StepContext(p, destinations, scope.catalog, template if isinstance(template, str) else None, fallbacks or {})
+    ctx = StepContext(
+        p,
+        destinations,
+        scope.catalog,
+        template if isinstance(template, str) else None,
+        fallbacks or {},
+        broken_destinations=scope.broken_destinations,
+        policy_template_invalid=template is not None and not isinstance(template, str),
+    )
     steps = check_steps(ctx, (*path, "steps"), spec["steps"]) if "steps" in spec else None
     if None in (name, match, until, steps, fallbacks) or (
         "quiet_hours" in spec and spec["quiet_hours"] and quiet is None
@@ -238,20 +255,20 @@ def _fallbacks(p: Problems, path: Path, spec: dict[str, Any], defaults: Defaults
 
 def _match(p: Problems, path: Path, value: Any) -> Match | None:
     spec = checks.mapping(p, path, value, ("event", "where"), ("event",))
-    if spec is None or "event" not in spec:
+    if spec is None:
         return None
-    event = spec["event"]
-    if not isinstance(event, str) or not event or not re.fullmatch(r"[A-Za-z0-9_.:*?\[\]-]+", event):
+    event = spec.get("event")
+    ok = "event" in spec  # a missing event is already reported; the where conditions are still checked
+    if ok and (not isinstance(event, str) or not event or not re.fullmatch(r"[A-Za-z0-9_.:*?\[\]-]+", event)):
         p.add(
             (*path, "event"),
             f"expected an event name or glob such as inquiry.created or inquiry.*, got {checks.describe(event)}",
         )
-        return None
+        ok = False
     where = spec.get("where", {})
     if not isinstance(where, dict):
         p.add((*path, "where"), f"expected a mapping of intent field to value, got {checks.describe(where)}")
         return None
-    ok = True
     for key, wanted in where.items():
         if not (key in ("event", "correlation_key") or key.startswith(WHERE_ROOTS[2:])) or key.endswith("."):
             p.add(
@@ -263,6 +280,6 @@ def _match(p: Problems, path: Path, value: Any) -> Match | None:
         elif isinstance(wanted, (dict, list)):
             p.add((*path, "where", key), "a where condition compares with one value (text, number or boolean)")
             ok = False
-    if fnmatch.translate(event) and ok:
+    if ok and isinstance(event, str):
         return Match(event=event, where=tuple(sorted(where.items())))
     return None

@@ -57,49 +57,57 @@ def _mark(node: yaml.Node) -> Position:
 
 def load_located(text: str) -> Located:
     """Parse one YAML document; raise YamlSyntaxError with a position on bad syntax."""
+    located = Located(data=None)
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
+        if root is not None:
+            located.data = _build(root, (), located, ())
+    except yaml.MarkedYAMLError as exc:  # also an unknown tag such as !foo, found while building
         mark = exc.problem_mark or exc.context_mark
         pos = Position(mark.line + 1, mark.column + 1) if mark else Position(1, 1)
-        raise YamlSyntaxError(str(exc.problem or exc.context or "invalid YAML"), pos) from exc
-    located = Located(data=None)
-    if root is None:
-        return located
-    located.data = _build(root, (), located)
+        message = exc.problem or exc.context or "invalid YAML"
+        if exc.context and message.startswith("but "):  # "but found another document" needs its context
+            message = f"{exc.context} {message}"
+        elif exc.context and exc.problem and exc.context_mark and mark and exc.context_mark.line != mark.line:
+            # The mistake is often where the context began (an unclosed [ or quote), not where it was noticed.
+            began = exc.context_mark
+            message += f" ({exc.context} that began at line {began.line + 1}, column {began.column + 1})"
+        raise YamlSyntaxError(message, pos) from exc
     return located
 
 
-def _build(node: yaml.Node, path: Path, out: Located) -> Any:
+def _build(node: yaml.Node, path: Path, out: Located, parents: tuple[yaml.Node, ...]) -> Any:
+    if any(node is parent for parent in parents):
+        raise YamlSyntaxError("an alias refers to a value that contains it (a recursive alias)", _mark(node))
+    parents = (*parents, node)
     out.values[path] = _mark(node)
     if isinstance(node, yaml.MappingNode):
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            key = _scalar(key_node)
-            key_text = str(key)
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise YamlSyntaxError("merge keys (<<) are not supported; write the keys out", _mark(key_node))
+            # Keys as written: `null:` stays "null", not "None"; a list or mapping key is kept as text.
+            key_text = key_node.value if isinstance(key_node, yaml.ScalarNode) else yaml.serialize(key_node).strip()
             child = (*path, key_text)
             if key_text in result:
                 out.duplicate_keys.append(child)
             out.keys[child] = _mark(key_node)
-            result[key_text] = _build(value_node, child, out)
+            result[key_text] = _build(value_node, child, out, parents)
         return result
     if isinstance(node, yaml.SequenceNode):
-        return [_build(item, (*path, i), out) for i, item in enumerate(node.value)]
+        return [_build(item, (*path, i), out, parents) for i, item in enumerate(node.value)]
     return _scalar(node)
 
 
-_CONSTRUCTOR = yaml.SafeLoader("")
 _SEXAGESIMAL_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
 
 
 def _scalar(node: yaml.Node) -> Any:
-    if not isinstance(node, yaml.ScalarNode):
-        # A mapping or list used as a key: keep it as text so the schema rejects it.
-        return yaml.serialize(node).strip()
     if node.tag in _SEXAGESIMAL_TAGS and ":" in node.value:
         # YAML 1.1 reads an unquoted 21:00 as the number 1260; operators mean a time.
         return node.value
-    return _CONSTRUCTOR.construct_object(node, deep=True)
+    # A fresh constructor each time: a shared one keeps every node it built (and is not thread-safe).
+    return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
 
 
 def format_path(path: Path) -> str:
