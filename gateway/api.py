@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ValidationError
 
-from gateway import keys, metrics
+from gateway import keys, metrics, webhooks
 from gateway.config import Settings, Tenant
 from gateway.records import Stored, to_ms
 from gateway.rulesets import RulesHolder
@@ -73,8 +73,9 @@ def create_app(settings: Settings, store: Store, holder: RulesHolder, clock: Clo
         await store.close()
 
     app = FastAPI(title="Parley", version="0.1.0", lifespan=lifespan, description="Notifications that get answered.")
-    app.state.store, app.state.holder, app.state.settings = store, holder, settings
+    app.state.store, app.state.holder, app.state.settings, app.state.clock = store, holder, settings, now
     _errors(app)
+    webhooks.install(app)
 
     @app.post("/v1/notifications", status_code=202)
     async def create(
@@ -104,6 +105,7 @@ def create_app(settings: Settings, store: Store, holder: RulesHolder, clock: Clo
         created = await store.create(
             nid=nid, tenant=who.name, fields=fields, policy=policy, digest=loaded.versions[policy.name], due=at,
             idempotency_key=idempotency_key, body_hash=body_hash, correlation_key=intent.correlation_key,
+            phone=intent.recipient.phone,
         )  # fmt: skip
         if created.outcome == "conflict":
             raise ApiError(

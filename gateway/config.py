@@ -38,6 +38,14 @@ class KeySpec(_Strict):
 class TenantSpec(_Strict):
     keys: list[KeySpec] = []
     admin: bool = False  # may reload rules
+    numbers: list[Annotated[str, Field(pattern=r"^\+[1-9][0-9]{6,14}$")]] = []  # its sender numbers (replies)
+
+
+class WebhookSpec(_Strict):
+    """Where the providers' signing secrets come from (environment variables)."""
+
+    twilio_auth_token_env: str = "TWILIO_AUTH_TOKEN"
+    slack_signing_secret_env: str = "SLACK_SIGNING_SECRET"
 
 
 class ServerSpec(_Strict):
@@ -65,6 +73,7 @@ class ConfigFile(_Strict):
     server: ServerSpec = ServerSpec()
     redis: RedisSpec = RedisSpec()
     worker: WorkerSpec = WorkerSpec()
+    webhooks: WebhookSpec = WebhookSpec()
     data_dir: str = ".parley"
     retention: str = "7d"
     templates: str = "templates"
@@ -83,6 +92,7 @@ class Tenant:
     name: str
     key_hashes: frozenset[str]
     admin: bool
+    numbers: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -96,6 +106,11 @@ class Settings:
     templates_dir: Path
     rules_file: Path  # the file holding the rules (config.yaml itself for an inline section)
     tenants: dict[str, Tenant]
+    twilio_auth_token: str | None = None
+    slack_signing_secret: str | None = None
+
+    def tenant_for_number(self, number: str) -> Tenant | None:
+        return next((t for t in self.tenants.values() if number in t.numbers), None)
 
     def tenant_for_key(self, key: str) -> Tenant | None:
         digest = hash_key(key)
@@ -143,12 +158,21 @@ def load_settings(path: Path, *, dev_key: bool = False, env: dict[str, str] | No
         templates_dir=base / spec.templates,
         rules_file=base / spec.rules if isinstance(spec.rules, str) else path,
         tenants=tenants,
+        twilio_auth_token=environ.get(spec.webhooks.twilio_auth_token_env) or None,
+        slack_signing_secret=environ.get(spec.webhooks.slack_signing_secret_env) or None,
     )
 
 
 def _tenants(spec: ConfigFile, environ: dict[str, str], problems: Problems) -> dict[str, Tenant]:
     tenants: dict[str, Tenant] = {}
+    owners: dict[str, str] = {}
     for name, tenant in spec.tenants.items():
+        for i, number in enumerate(tenant.numbers):
+            if owners.setdefault(number, name) != name:
+                problems.add(
+                    ("tenants", name, "numbers", i),
+                    f"{number} already belongs to tenant {owners[number]!r}; replies could not be routed",
+                )
         hashes: set[str] = set()
         for i, key in enumerate(tenant.keys):
             where = ("tenants", name, "keys", i)
@@ -160,7 +184,7 @@ def _tenants(spec: ConfigFile, environ: dict[str, str], problems: Problems) -> d
                 hashes.add(hash_key(environ[key.env]))
             else:
                 problems.add((*where, "env"), f"environment variable {key.env} is not set")
-        tenants[name] = Tenant(name, frozenset(hashes), tenant.admin)
+        tenants[name] = Tenant(name, frozenset(hashes), tenant.admin, frozenset(tenant.numbers))
     return tenants
 
 

@@ -59,3 +59,30 @@ def rules_generation() -> str:
 
 
 OUTBOX_KEEP = 1000
+
+
+def phone_index(tenant: str, phone: str) -> str:
+    """SET: active notification ids whose recipient has this phone (for inbound replies).
+    The number is hashed so it never appears in key names. Members removed when they end; TTL = retention."""
+    return f"{PREFIX}phone:{tenant}:{phone_digest(phone)}"
+
+
+def provider_index(provider_id: str) -> str:
+    """STRING: `<notification id> <attempt key>` for a provider's message id (receipts). TTL = retention."""
+    return f"{PREFIX}pid:{provider_id}"
+
+
+def opted_out(tenant: str) -> str:
+    """SET: digests of phone numbers that sent STOP to this tenant's numbers. No TTL: owned by START."""
+    return f"{PREFIX}optout:{tenant}"
+
+
+def webhook_seen(source: str, delivery_id: str) -> str:
+    """STRING: a webhook delivery already processed (replays are ignored). TTL 24 h."""
+    return f"{PREFIX}seen:{source}:{delivery_id}"
+
+
+def phone_digest(phone: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(phone.encode()).hexdigest()[:24]

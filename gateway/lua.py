@@ -4,7 +4,7 @@ Keys of one notification are derived inside a script only from its id and the
 fixed prefix (parley:n:<id>...), which is fine on one Redis (not on a cluster).
 """
 
-# KEYS: notification, idempotency, correlation, due, policy
+# KEYS: notification, idempotency, correlation, due, policy, phone index (= notification key when none)
 # ARGV: id, body_hash ('' = no idempotency key), due_ms, policy_json ('' = assume stored),
 #       policy_ttl_s, idem_ttl_s, corr_ttl_s, field, value, ...
 CREATE = """
@@ -23,6 +23,10 @@ end
 if KEYS[3] ~= KEYS[1] then
   redis.call('SADD', KEYS[3], ARGV[1])
   redis.call('EXPIRE', KEYS[3], ARGV[7])
+end
+if KEYS[6] ~= KEYS[1] then
+  redis.call('SADD', KEYS[6], ARGV[1])
+  redis.call('EXPIRE', KEYS[6], ARGV[7])
 end
 redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])
 return {'created'}
@@ -60,20 +64,51 @@ return 1
 """
 
 # Record a send's result: allowed for the worker that claimed the attempt, even if
-# the notification stopped since (the message was already handed over).
-# KEYS: notification, log; ARGV: field, claim_token, value, log_entry ('' = none)
+# the notification stopped since (the message was already handed over). A provider
+# receipt that arrived before this record (delivered/failed) is not overwritten by "sent".
+# KEYS: notification, log, provider index ('' key = none)
+# ARGV: field, claim_token, value, log_entry ('' = none), new_status, index_value, ttl_s
 RECORD = """
 local current = redis.call('HGET', KEYS[1], ARGV[1])
 if not current then return 0 end
-if tostring(cjson.decode(current)['claim']) ~= ARGV[2] then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+local decoded = cjson.decode(current)
+if tostring(decoded['claim']) ~= ARGV[2] then return 0 end
+if ARGV[6] ~= '' then redis.call('SET', KEYS[3], ARGV[6], 'EX', ARGV[7]) end
 if ARGV[4] ~= '' then redis.call('RPUSH', KEYS[2], ARGV[4]) end
+if ARGV[5] == 'sent' and (decoded['status'] == 'delivered' or decoded['status'] == 'failed') then return 2 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 return 1
 """
 
-# Schedule the next look, or finish. KEYS: notification, due, correlation, log, outbox_sent
+# A provider receipt: compare-and-set one attempt; a failure makes the notification due
+# now so a worker runs its fallback. KEYS: notification, due, log
+# ARGV: id, field, expected_value, new_value, now_ms, make_due ('1'/'0'), log_entry ('' = none)
+RECEIPT = """
+if redis.call('HGET', KEYS[1], ARGV[2]) ~= ARGV[3] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[4])
+if ARGV[7] ~= '' then redis.call('RPUSH', KEYS[3], ARGV[7]) end
+if ARGV[6] == '1' and redis.call('HGET', KEYS[1], 'status') == 'active' then
+  redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
+  redis.call('HSET', KEYS[1], 'due', ARGV[5])
+end
+return 1
+"""
+
+# An ended notification leaves the indexes and its keys get the retention TTL.
+# KEYS (the "family"): notification, due, correlation, log, outbox_sent, phone index
+_RELEASE = """
+local function RELEASE(id, ttl)
+  if KEYS[3] ~= KEYS[1] then redis.call('SREM', KEYS[3], id) end
+  if KEYS[6] ~= KEYS[1] then redis.call('SREM', KEYS[6], id) end
+  for _, i in ipairs({1, 4, 5}) do redis.call('EXPIRE', KEYS[i], ttl) end
+end
+"""
+
+# Schedule the next look, or finish. KEYS: the family
 # ARGV: id, token, next_due_ms ('' = none), final_status ('' = still active), final_at, reason, retention_s
-ADVANCE = """
+ADVANCE = (
+    _RELEASE
+    + """
 if redis.call('HGET', KEYS[1], 'token') ~= ARGV[2] or redis.call('HGET', KEYS[1], 'status') ~= 'active' then
   return 0
 end
@@ -88,16 +123,16 @@ if ARGV[4] == '' then
 end
 redis.call('HSET', KEYS[1], 'status', ARGV[4], 'final_at', ARGV[5], 'final_reason', ARGV[6], 'due', '')
 redis.call('ZREM', KEYS[2], ARGV[1])
-if KEYS[3] ~= KEYS[1] then redis.call('SREM', KEYS[3], ARGV[1]) end
-for i = 1, 5 do
-  if i ~= 2 and i ~= 3 then redis.call('EXPIRE', KEYS[i], ARGV[7]) end
-end
+RELEASE(ARGV[1], ARGV[7])
 return 1
 """
+)
 
-# A response or cancel. KEYS: notification, due, correlation, log, outbox_sent
+# A response or cancel. KEYS: the family
 # ARGV: id, tenant, type, event_json, final_at, retention_s
-STOP = """
+STOP = (
+    _RELEASE
+    + """
 if redis.call('HGET', KEYS[1], 'tenant') ~= ARGV[2] then return 'missing' end
 local n = redis.call('HINCRBY', KEYS[1], 'events', 1)
 redis.call('HSET', KEYS[1], 'e:' .. n, ARGV[4])
@@ -107,12 +142,10 @@ if not string.find(stops, ',' .. ARGV[3] .. ',', 1, true) then return 'recorded'
 redis.call('HSET', KEYS[1], 'status', 'stopped', 'final_at', ARGV[5], 'final_reason', ARGV[3], 'due', '')
 redis.call('HINCRBY', KEYS[1], 'token', 1)
 redis.call('ZREM', KEYS[2], ARGV[1])
-if KEYS[3] ~= KEYS[1] then redis.call('SREM', KEYS[3], ARGV[1]) end
-for i = 1, 5 do
-  if i ~= 2 and i ~= 3 then redis.call('EXPIRE', KEYS[i], ARGV[6]) end
-end
+RELEASE(ARGV[1], ARGV[6])
 return 'stopped'
 """
+)
 
 # The outbox provider: accept a message only under the current fence, and only once
 # per attempt. KEYS: notification, outbox, outbox_sent; ARGV: token, attempt_key, message, keep, ttl_s

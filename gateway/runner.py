@@ -22,6 +22,7 @@ from gateway import metrics
 from gateway.records import Delivery, Stored, log_entry, mask
 from gateway.store import Leased, Store
 from rules.engine import Kind, Plan, Planned, address_for, person, plan
+from rules.model import Channel as ChannelName
 from rules.model import Policy
 from rules.status import DeliveryStatus, NotificationStatus
 
@@ -96,6 +97,14 @@ async def _play(rt: Runtime, stored: Stored, policy: Policy, token: int, now: da
 async def _start(rt: Runtime, stored: Stored, policy: Policy, token: int, action: Planned, now: datetime) -> None:
     address = address_for(policy, stored.intent, action.target, action.channel)
     delivery = Delivery.planned(action, now, token, mask(action.channel, address))
+    if await _opted_out(rt, stored, action, address):
+        delivery = delivery.model_copy(
+            update={"kind": Kind.SKIP, "status": DeliveryStatus.SKIPPED, "reason": "opted_out"}
+        )
+        action = action.model_copy(update={"kind": Kind.SKIP})
+        await rt.store.note(
+            stored.id, log_entry(now, f"{action.channel} skipped: the number opted out (STOP)", attempt=delivery.key)
+        )
     if not await rt.store.claim(stored.id, token, delivery):
         raise Fenced
     stored.deliveries[delivery.key] = delivery
@@ -103,6 +112,26 @@ async def _start(rt: Runtime, stored: Stored, policy: Policy, token: int, action
         await rt.store.count(metrics.send_field(action.channel, "skipped"))
         return
     await _send(rt, stored, policy, delivery, address or "", now)
+
+
+async def _opted_out(rt: Runtime, stored: Stored, action: Planned, address: str | None) -> bool:
+    if action.kind is Kind.SKIP or action.channel not in (ChannelName.SMS, ChannelName.CALL) or not address:
+        return False
+    return await rt.store.is_opted_out(stored.tenant, address)
+
+
+async def _after_permanent(rt: Runtime, stored: Stored, delivery: Delivery, address: str, result: SendResult) -> None:
+    """What a permanent failure teaches us about the address: an opt-out, or a dead push token."""
+    detail = result.detail or ""
+    if detail.startswith("opted_out"):
+        await rt.store.opt_out(stored.tenant, address, True)
+    elif detail.startswith("token_invalid") and delivery.channel is ChannelName.PUSH:
+        who = person(stored.intent, delivery.target)
+        if who is not None and address in who.push_tokens:
+            who.push_tokens.remove(address)
+            await rt.store.replace_intent(
+                stored.id, delivery.claim, stored.intent.model_dump_json(exclude_defaults=True)
+            )
 
 
 async def _retry_pending(rt: Runtime, stored: Stored, policy: Policy, token: int, now: datetime) -> None:
@@ -134,6 +163,8 @@ async def _send(rt: Runtime, stored: Stored, policy: Policy, delivery: Delivery,
         result = await rt.channels[delivery.channel].send(message)
     if result.outcome is Outcome.CANCELLED:
         await _fenced_out(rt, stored.id, delivery, result, now)
+    if result.outcome is Outcome.PERMANENT:
+        await _after_permanent(rt, stored, delivery, address, result)
     updated, note = _apply(rt, delivery, result, now)
     stored.deliveries[updated.key] = updated
     await rt.store.record(stored.id, updated, note)

@@ -61,7 +61,7 @@ class Store:
 
     async def create(
         self, *, nid: str, tenant: str, fields: dict[str, str], policy: Policy, digest: str, due: datetime,
-        idempotency_key: str | None, body_hash: str, correlation_key: str | None,
+        idempotency_key: str | None, body_hash: str, correlation_key: str | None, phone: str | None = None,
     ) -> Created:  # fmt: skip
         """Store a notification, its policy snapshot, idempotency key and first due step: one round trip."""
         nkey = keys.notification(nid)
@@ -72,7 +72,8 @@ class Store:
             snapshot = policy.model_dump_json() if attempt or digest not in self._stored_policies else ""
             args = [nid, body_hash if idempotency_key else "", to_ms(due), snapshot,
                     int(POLICY_TTL.total_seconds()), int(IDEMPOTENCY_TTL.total_seconds()), self.retention_s, *flat]  # fmt: skip
-            result = await self._run("CREATE", [nkey, idem, corr, keys.DUE, keys.policy(digest)], args)
+            phone_key = keys.phone_index(tenant, phone) if phone else nkey
+            result = await self._run("CREATE", [nkey, idem, corr, keys.DUE, keys.policy(digest), phone_key], args)
             if result[0] != "need_policy":
                 break
         self._stored_policies.add(digest)
@@ -116,8 +117,59 @@ class Store:
     async def record(self, nid: str, delivery: Delivery, log: dict[str, Any] | None = None) -> bool:
         """Store a performed attempt's outcome (allowed to the claimant even after a stop)."""
         entry = json.dumps(log) if log else ""
-        args = [f"a:{delivery.key}", delivery.claim, delivery.model_dump_json(), entry]
-        return bool(await self._run("RECORD", [keys.notification(nid), keys.notification_log(nid)], args))
+        pid = delivery.provider_id
+        index = keys.provider_index(pid) if pid else keys.notification(nid)
+        args = [f"a:{delivery.key}", delivery.claim, delivery.model_dump_json(), entry, delivery.status.value,
+                f"{nid} {delivery.key}" if pid else "", self.retention_s]  # fmt: skip
+        return bool(await self._run("RECORD", [keys.notification(nid), keys.notification_log(nid), index], args))
+
+    async def by_provider_id(self, provider_id: str) -> tuple[str, str] | None:
+        """(notification id, attempt key) for a provider's message id, if we sent it."""
+        found = await self.r.get(keys.provider_index(provider_id))
+        if not found:
+            return None
+        nid, _, attempt = str(found).partition(" ")
+        return nid, attempt
+
+    async def receipt_raw(
+        self, nid: str, attempt: str, expected: str, after: Delivery, now: datetime, log: dict[str, Any] | None
+    ) -> bool:
+        """Compare-and-set one attempt (against its stored text) from a provider receipt;
+        a failure makes the notification due now so its fallback runs."""
+        failed = after.status.value == "failed"
+        args = [nid, f"a:{attempt}", expected, after.model_dump_json(), to_ms(now),
+                "1" if failed else "0", json.dumps(log) if log else ""]  # fmt: skip
+        nkeys = [keys.notification(nid), keys.DUE, keys.notification_log(nid)]
+        return bool(await self._run("RECEIPT", nkeys, args))
+
+    async def raw_attempt(self, nid: str, attempt: str) -> str | None:
+        value = await self.r.hget(keys.notification(nid), f"a:{attempt}")
+        return str(value) if value is not None else None
+
+    async def note(self, nid: str, entry: dict[str, Any]) -> None:
+        await self.r.rpush(keys.notification_log(nid), json.dumps(entry))
+
+    async def replace_intent(self, nid: str, token: int, intent_json: str) -> bool:
+        return bool(await self._run("FENCED_SET", [keys.notification(nid)], [token, "intent", intent_json]))
+
+    # -- phones: replies and opt-outs -------------------------------------------------------
+
+    async def by_phone(self, tenant: str, phone: str) -> list[str]:
+        return sorted(str(m) for m in await self.r.smembers(keys.phone_index(tenant, phone)))
+
+    async def opt_out(self, tenant: str, phone: str, out: bool) -> None:
+        digest = keys.phone_digest(phone)
+        if out:
+            await self.r.sadd(keys.opted_out(tenant), digest)
+        else:
+            await self.r.srem(keys.opted_out(tenant), digest)
+
+    async def is_opted_out(self, tenant: str, phone: str) -> bool:
+        return bool(await self.r.sismember(keys.opted_out(tenant), keys.phone_digest(phone)))
+
+    async def first_time(self, source: str, delivery_id: str) -> bool:
+        """True the first time a webhook delivery is seen (replays are ignored)."""
+        return bool(await self.r.set(keys.webhook_seen(source, delivery_id), "1", nx=True, ex=86400))
 
     async def advance(
         self,
@@ -128,18 +180,16 @@ class Store:
         final: tuple[str, datetime, str | None] | None = None,
     ) -> bool:
         nid = stored.id
-        corr = (
-            keys.correlation(stored.tenant, stored.correlation_key)
-            if stored.correlation_key
-            else keys.notification(nid)
-        )
         status, at, reason = final if final else ("", None, None)
         args = [nid, token, to_ms(next_due) if next_due else "", status, at.isoformat() if at else "", reason or "",
                 self.retention_s]  # fmt: skip
-        return bool(await self._run("ADVANCE", self._family(nid, corr), args))
+        return bool(await self._run("ADVANCE", self._family(stored), args))
 
-    def _family(self, nid: str, corr: str) -> list[str]:
-        return [keys.notification(nid), keys.DUE, corr, keys.notification_log(nid), keys.outbox_sent(nid)]
+    def _family(self, stored: Stored) -> list[str]:
+        nid, tenant, n = stored.id, stored.tenant, keys.notification(stored.id)
+        corr = keys.correlation(tenant, stored.correlation_key) if stored.correlation_key else n
+        phone = keys.phone_index(tenant, stored.intent.recipient.phone) if stored.intent.recipient.phone else n
+        return [n, keys.DUE, corr, keys.notification_log(nid), keys.outbox_sent(nid), phone]
 
     # -- responses --------------------------------------------------------------------------
 
@@ -147,10 +197,9 @@ class Store:
         """Record an event; stop the notification if its policy ends on it. Returns
         'stopped', 'recorded' (kept running), 'inactive' (already over) or 'missing'."""
         nid = stored.id
-        corr = keys.correlation(tenant, stored.correlation_key) if stored.correlation_key else keys.notification(nid)
         event = json.dumps({"type": kind.value, "at": at.isoformat(), "source": source})
         args = [nid, tenant, kind.value, event, at.isoformat(), self.retention_s]
-        return str(await self._run("STOP", self._family(nid, corr), args))
+        return str(await self._run("STOP", self._family(stored), args))
 
     async def correlated(self, tenant: str, correlation_key: str) -> list[str]:
         return sorted(str(m) for m in await self.r.smembers(keys.correlation(tenant, correlation_key)))
@@ -186,7 +235,7 @@ class Store:
         return int(await self.r.incr(keys.rules_generation()))
 
 
-_SCRIPTS = ("CREATE", "FENCED_SET", "RECORD", "ADVANCE", "STOP", "OUTBOX")
+_SCRIPTS = ("CREATE", "FENCED_SET", "RECORD", "RECEIPT", "ADVANCE", "STOP", "OUTBOX")
 
 
 class TimerStore:

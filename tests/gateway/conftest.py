@@ -26,6 +26,9 @@ from gateway.worker import Timer, queue_for
 
 REPO = Path(__file__).resolve().parents[2]
 KEYS = {"acme": "acme-secret-key", "globex": "globex-secret-key", "ops": "ops-admin-key"}
+NUMBERS = {"acme": "+14155550100", "globex": "+14155550111"}
+TWILIO_TOKEN = "twilio-test-auth-token"
+SLACK_SECRET = "slack-test-signing-secret"
 
 RULES = """
 version: 1
@@ -89,7 +92,9 @@ def redis_client(redis_server: EmbeddedRedis) -> Iterator[redis.Redis]:
 
 def write_config(folder: Path, rules: str = RULES, extra: str = "") -> Path:
     tenants = "\n".join(
-        f"  {name}:\n    keys: [{{env: {name.upper()}_KEY}}]" + ("\n    admin: true" if name == "ops" else "")
+        f"  {name}:\n    keys: [{{env: {name.upper()}_KEY}}]"
+        + ("\n    admin: true" if name == "ops" else "")
+        + (f'\n    numbers: ["{NUMBERS[name]}"]' if name in NUMBERS else "")
         for name in KEYS
     )
     body = f"templates: {REPO / 'templates'}\nworker: {{lease: 2s}}\n{extra}\ntenants:\n{tenants}\nrules:\n"
@@ -104,6 +109,8 @@ def settings(tmp_path: Path, redis_server: EmbeddedRedis, monkeypatch: pytest.Mo
     for name, key in KEYS.items():
         monkeypatch.setenv(f"{name.upper()}_KEY", key)
     monkeypatch.setenv("REDIS_URL", redis_server.url)
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", TWILIO_TOKEN)
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", SLACK_SECRET)
     return load_settings(write_config(tmp_path))
 
 
