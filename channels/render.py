@@ -1,35 +1,59 @@
 """Rendering a template's parts for one channel and locale.
 
-Templates are operator-edited files (layout in rules/catalog.py). Rendering is
-sandboxed Jinja2 with strict undefined variables: intent data are values, never
-template code, and a variable the intent lacks is a clear error on the delivery.
+Templates are operator-edited files (layout in docs/templates.md and
+rules/catalog.py). Rendering is sandboxed Jinja2 with strict undefined
+variables (channels/templating.py): intent data are values, never template
+code, and a variable the intent lacks is a clear error on the delivery. Dates
+and numbers are formatted for the recipient (channels/formatting.py); each
+channel's limits are checked on the result (channels/limits.py).
 """
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, select_autoescape
+from jinja2 import TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
-from rules.catalog import DEFAULT_LOCALE
+from channels import limits
+from channels.formatting import formatting
+from channels.sms_encoding import SmsInfo
+from channels.templating import PARTS, Environments, RenderError, line_of, naming, required
 from rules.intent import Intent, Person
 from rules.model import Channel
+from rules.template_options import DEFAULT_LOCALE, OptionsError, TemplateOptions, read_options
 
-# part name -> file, per channel; optional parts end with "?"
-PARTS: dict[Channel, dict[str, str]] = {
-    Channel.EMAIL: {"subject": "email.subject.txt", "text": "email.txt", "html?": "email.html"},
-    Channel.SMS: {"body": "sms.txt"},
-    Channel.PUSH: {"title": "push.title.txt", "body": "push.body.txt"},
-    Channel.SLACK: {"text": "slack.txt"},
-    Channel.CALL: {"speech": "call.txt"},
-}
+__all__ = ["PARTS", "RenderError", "Rendered", "Renderer", "UnknownTemplate", "context_for", "locale_chain"]
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
-class RenderError(Exception):
-    """A template that cannot be rendered for this intent (missing variable, syntax, no file)."""
+class UnknownTemplate(RenderError):
+    """No template of that name (no folder)."""
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """What would be sent: the parts of one channel, in the locale the fallback chain chose."""
+
+    template: str
+    channel: Channel
+    locale: str
+    parts: dict[str, str]
+    sms: SmsInfo | None = None  # for an SMS: encoding, segments, whether it was cut to fit
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON shape of `parley templates render --json` and POST /v1/templates/{name}/preview."""
+        return {
+            "template": self.template,
+            "channel": self.channel.value,
+            "locale": self.locale,
+            "parts": self.parts,
+            "sms": self.sms.as_dict() if self.sms else None,
+        }
 
 
 def locale_chain(locale: str, default: str = DEFAULT_LOCALE) -> list[str]:
@@ -42,48 +66,101 @@ def locale_chain(locale: str, default: str = DEFAULT_LOCALE) -> list[str]:
 class Renderer:
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.env = SandboxedEnvironment(
-            undefined=StrictUndefined,
-            autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
-            keep_trailing_newline=False,
-        )
+        self.envs = Environments(root)
+
+    def options(self, template: str) -> TemplateOptions:
+        folder = self.folder(template)
+        meta = folder / "template.yaml"
+        try:
+            return _options(folder, meta.stat().st_mtime_ns if meta.is_file() else 0)
+        except OptionsError as exc:
+            raise RenderError(f"template {template!r} has an invalid {meta}: {exc}") from None
+
+    def folder(self, template: str) -> Path:
+        folder = self.root / template
+        if not _NAME.match(template) or ".." in template or not folder.is_dir():
+            raise UnknownTemplate(f"unknown template {template!r} (no folder {folder})")
+        return folder
 
     def render(
-        self, template: str, channel: Channel, intent: Intent, target: Person | None
-    ) -> tuple[str, dict[str, str]]:
-        """(locale used, {part: text}) for the person reached (the recipient for destinations)."""
+        self, template: str, channel: Channel, intent: Intent, target: Person | None, locale: str | None = None
+    ) -> Rendered:
+        """The parts for the person reached (the recipient for destinations), in their locale or `locale`."""
         who = target or intent.recipient
-        context = _context(intent, who)
-        for locale in locale_chain(who.locale):
-            folder = self.root / template / locale
-            if all((folder / f).is_file() for p, f in PARTS[channel].items() if not p.endswith("?")):
-                return locale, self._render_parts(folder, channel, context)
-        raise RenderError(f"template {template!r} has no {channel} part for locale {who.locale!r} or its fallbacks")
+        options = self.options(template)
+        wanted = locale or who.locale
+        chosen = self.pick_locale(template, channel, wanted, options.default_locale)
+        context = context_for(intent, who)
+        with formatting([wanted, chosen], who.timezone), naming(context):
+            parts = self._parts(template, chosen, channel, context)
+        sms = limits.finish(channel, parts, options.sms)
+        return Rendered(template, channel, chosen, parts, sms)
 
-    def _render_parts(self, folder: Path, channel: Channel, context: dict[str, Any]) -> dict[str, str]:
+    def pick_locale(self, template: str, channel: Channel, wanted: str, default: str) -> str:
+        """The first locale folder in the fallback chain that has every required part of `channel`."""
+        folder = self.folder(template)
+        folders = {_norm(p.name): p.name for p in folder.iterdir() if p.is_dir()}
+        for tag in locale_chain(wanted, default):
+            found = folders.get(_norm(tag))
+            if found and all((folder / found / file).is_file() for file in required(channel)):
+                return found
+        files = " and ".join(required(channel))
+        raise RenderError(
+            f"template {template!r} has no {channel} part ({files}) for locale {wanted!r} or its fallbacks "
+            f"({', '.join(locale_chain(wanted, default))})"
+        )
+
+    def _parts(self, template: str, locale: str, channel: Channel, context: dict[str, Any]) -> dict[str, str]:
         rendered: dict[str, str] = {}
         for part, file in PARTS[channel].items():
-            path = folder / file
-            if not path.is_file():
+            name = f"{template}/{locale}/{file}"
+            if not (self.root / name).is_file():
                 continue
-            try:
-                compiled = self.env.from_string(_read(path, path.stat().st_mtime_ns))
-                rendered[part.rstrip("?")] = compiled.render(context).strip()
-            except TemplateError as exc:
-                raise RenderError(f"{path}: {exc.message or type(exc).__name__}") from None
+            text = self._part(name, file, context)
+            if not text and not part.endswith("?"):
+                raise RenderError(f"{name}: rendered to nothing")
+            if text:
+                rendered[part.rstrip("?")] = text
         return rendered
 
+    def _part(self, name: str, file: str, context: dict[str, Any]) -> str:
+        env = self.envs.for_file(file)
+        try:
+            if file == "push.data.yaml":
+                return self._push_data(env, name, context)
+            return env.get_template(name).render(context).strip()
+        except RenderError:
+            raise
+        except Exception as exc:  # operator-written template code: any failure is the template's
+            line = line_of(exc, str(self.root / name))
+            message = exc.message if isinstance(exc, TemplateError) and exc.message else f"{type(exc).__name__}: {exc}"
+            raise RenderError(f"{name}{f':{line}' if line else ''}: {message}") from None
 
-@lru_cache(maxsize=512)
-def _read(path: Path, mtime_ns: int) -> str:
-    return path.read_text(encoding="utf-8")
+    def _push_data(self, env: SandboxedEnvironment, name: str, context: dict[str, Any]) -> str:
+        source = (self.root / name).read_text(encoding="utf-8")
+        rendered = {}
+        for key, value in limits.push_data_source(source, name).items():
+            try:
+                rendered[key] = env.from_string(value).render(context).strip()
+            except TemplateError as exc:
+                raise RenderError(f"{name}: {key}: {exc.message or type(exc).__name__}") from None
+        return limits.push_data(rendered)
 
 
-def _context(intent: Intent, who: Person) -> dict[str, Any]:
-    """What a template may use. Never a real phone number or email of the other person."""
+def _norm(tag: str) -> str:
+    return tag.replace("_", "-").lower()
+
+
+@lru_cache(maxsize=256)
+def _options(folder: Path, mtime_ns: int) -> TemplateOptions:
+    return read_options(folder)
+
+
+def context_for(intent: Intent, who: Person) -> dict[str, Any]:
+    """What a template may use. Never a real phone number or email of anyone."""
 
     def public(person: Person | None) -> dict[str, Any] | None:
-        return None if person is None else {"id": person.id, "locale": person.locale}
+        return None if person is None else {"id": person.id, "locale": person.locale, "timezone": person.timezone}
 
     return {
         "event": intent.event,

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from gateway import cli_rules, cli_run
+from gateway import cli_rules, cli_run, cli_templates
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -14,6 +14,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     cli_rules.register(commands)
     cli_run.register(commands)
+    cli_templates.register(commands)
     return parser
 
 

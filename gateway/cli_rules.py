@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from rules.durations import parse_duration
 from rules.intent import Intent
 from rules.model import Channel, RuleSet
-from rules.problems import RulesError
+from rules.problems import Problem, RulesError
 from rules.simulate import simulate
 from rules.validate import load_rules
 from rules.yamlpos import format_path
@@ -23,7 +23,9 @@ from rules.yamlpos import format_path
 def register(commands: Any) -> None:
     rules = commands.add_parser("rules", help="check a rules document")
     rules_sub = rules.add_subparsers(dest="rules_command", required=True, metavar="SUBCOMMAND")
-    check = rules_sub.add_parser("check", help="validate a rules file or config.yaml; print every problem")
+    check = rules_sub.add_parser(
+        "check", help="validate a rules file or config.yaml and its templates; print every problem and warning"
+    )
     check.add_argument("file", type=Path)
     check.add_argument("--templates", type=Path, help="templates folder (default: templates/ beside FILE)")
     check.set_defaults(handler=run_check)
@@ -41,9 +43,9 @@ def register(commands: Any) -> None:
     sim.set_defaults(handler=run_simulate)
 
 
-def _load(file: Path, templates: Path | None) -> RuleSet | None:
+def _load(file: Path, templates: Path | None, warnings: list[Problem] | None = None) -> RuleSet | None:
     try:
-        return load_rules(file, templates)
+        return load_rules(file, templates, warnings)
     except RulesError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
@@ -55,9 +57,12 @@ def _load(file: Path, templates: Path | None) -> RuleSet | None:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    rules = _load(args.file, args.templates)
+    warnings: list[Problem] = []
+    rules = _load(args.file, args.templates, warnings)
     if rules is None:
         return 1
+    for warning in warnings:  # the rules are valid; these are worth a look (docs/templates.md)
+        print(f"{warning.source}:{warning.line}:{warning.column}: warning: {warning.message}", file=sys.stderr)
     names = ", ".join(p.name for p in rules.policies)
     count = len(rules.policies)
     print(f"{args.file}: ok: {count} polic{'ies' if count != 1 else 'y'} ({names})")

@@ -38,6 +38,8 @@ class Delivery(BaseModel):
     tries: int = 0
     retry_at: datetime | None = None
     claim: int = 0  # the fence token of the worker that claimed it
+    encoding: str | None = None  # SMS: GSM-7 or UCS-2, as rendered
+    segments: int | None = None  # SMS: how many segments the body takes
 
     @classmethod
     def planned(cls, action: Planned, now: datetime, claim: int, address: str | None) -> Delivery:

@@ -149,16 +149,20 @@ async def _retry_pending(rt: Runtime, stored: Stored, policy: Policy, token: int
 
 async def _send(rt: Runtime, stored: Stored, policy: Policy, delivery: Delivery, address: str, now: datetime) -> None:
     try:
-        locale, parts = rt.renderer.render(
+        rendered = rt.renderer.render(
             delivery.template, delivery.channel, stored.intent, person(stored.intent, delivery.target)
         )
     except RenderError as exc:
         result = SendResult(Outcome.PERMANENT, detail=f"template: {exc}")
-        locale, parts = "", {}
     else:
+        if rendered.sms is not None:
+            delivery = delivery.model_copy(
+                update={"encoding": rendered.sms.encoding, "segments": rendered.sms.segments}
+            )
         message = Message(
             tenant=stored.tenant, notification_id=stored.id, attempt_key=delivery.key, fence=delivery.claim,
-            channel=delivery.channel, address=address, template=delivery.template, locale=locale, parts=parts,
+            channel=delivery.channel, address=address, template=delivery.template, locale=rendered.locale,
+            parts=rendered.parts,
         )  # fmt: skip
         result = await rt.channels[delivery.channel].send(message)
     if result.outcome is Outcome.CANCELLED:

@@ -40,6 +40,7 @@ def notification_view(stored: Stored, log: list[dict[str, Any]]) -> dict[str, An
                 "error": d.error,
                 "tries": d.tries,
                 "retry_at": iso(d.retry_at) if d.retry_at else None,
+                "sms": {"encoding": d.encoding, "segments": d.segments} if d.segments is not None else None,
                 "at": iso(d.at),
                 "updated_at": iso(d.updated_at),
             }

@@ -11,6 +11,10 @@ locale inside it, one file per channel part:
     templates/inquiry-new/en/slack.txt
     templates/inquiry-new/en/call.txt
 
+Optional parts: email.html, push.data.yaml, slack.blocks.json. Options (default
+locale, SMS segment limit) live in templates/inquiry-new/template.yaml
+(rules/template_options.py); example intents in templates/inquiry-new/example.json.
+
 A channel is available for a template when all its required parts exist in the
 template's default locale (`en`, or `default_locale` in the template's
 `template.yaml`). Rendering lives elsewhere; this module only looks.
@@ -18,12 +22,11 @@ template's default locale (`en`, or `default_locale` in the template's
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from rules.model import Channel
+from rules.template_options import OptionsError, TemplateOptions, read_options
 
 REQUIRED_PARTS: dict[Channel, tuple[str, ...]] = {
     Channel.EMAIL: ("email.subject.txt", "email.txt"),
@@ -32,7 +35,6 @@ REQUIRED_PARTS: dict[Channel, tuple[str, ...]] = {
     Channel.SLACK: ("slack.txt",),
     Channel.CALL: ("call.txt",),
 }
-DEFAULT_LOCALE = "en"
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,8 @@ class TemplateInfo:
     default_locale: str
     channels: frozenset[Channel]
     locales: frozenset[str]
-    problem: str | None = None  # why template.yaml could not be read
+    problem: str | None = None  # why template.yaml could not be used
+    options: TemplateOptions = field(default_factory=TemplateOptions)
 
 
 class Catalog:
@@ -72,21 +75,14 @@ class Catalog:
 
 
 def _describe(folder: Path) -> TemplateInfo:
-    default_locale, problem = DEFAULT_LOCALE, None
-    meta = folder / "template.yaml"
-    if meta.is_file():
-        try:
-            loaded = yaml.safe_load(meta.read_text(encoding="utf-8")) or {}
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            loaded, problem = {}, f"{exc.problem or exc.context} (line {mark.line + 1 if mark else 1})"
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            loaded, problem = {}, str(exc)
-        if isinstance(loaded, dict) and isinstance(loaded.get("default_locale"), str):
-            default_locale = loaded["default_locale"]
+    try:
+        options, problem = read_options(folder), None
+    except OptionsError as exc:
+        options, problem = TemplateOptions(), str(exc)
+    default_locale = options.default_locale
     locales = frozenset(p.name for p in folder.iterdir() if p.is_dir())
     base = folder / default_locale
     channels = frozenset(
         channel for channel, parts in REQUIRED_PARTS.items() if all((base / part).is_file() for part in parts)
     )
-    return TemplateInfo(folder.name, default_locale, channels, locales, problem)
+    return TemplateInfo(folder.name, default_locale, channels, locales, problem, options)

@@ -14,6 +14,7 @@ from typing import Any
 import phonenumbers
 import yaml
 
+from channels.template_check import check_templates
 from rules import checks
 from rules.catalog import Catalog
 from rules.model import PERSON_TARGETS, Action, Channel, Destination, Match, Policy, QuietHours, RuleSet, StopEvent
@@ -48,8 +49,9 @@ class Defaults:
     fallback: dict[Channel, Channel] | None = None
 
 
-def load_rules(file: FsPath, templates: FsPath | None = None) -> RuleSet:
-    """Read and validate a rules file (standalone, or the `rules` section of config.yaml)."""
+def load_rules(file: FsPath, templates: FsPath | None = None, warnings: list[Problem] | None = None) -> RuleSet:
+    """Read and validate a rules file (standalone, or the `rules` section of config.yaml) and the
+    templates folder with it (channels/template_check.py); its warnings go to `warnings`."""
     try:
         text = file.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -59,7 +61,17 @@ def load_rules(file: FsPath, templates: FsPath | None = None) -> RuleSet:
         raise RulesError([problem]) from None
     if templates is None:
         templates = file.parent / _templates_setting(text)
-    return compile_rules(text, str(file), Catalog.scan(templates))
+    catalog = Catalog.scan(templates)
+    template_problems, template_warnings = check_templates(catalog)
+    try:
+        rules = compile_rules(text, str(file), catalog)
+    except RulesError as exc:
+        raise RulesError([*exc.problems, *template_problems]) from None
+    if template_problems:
+        raise RulesError(template_problems)
+    if warnings is not None:
+        warnings.extend(template_warnings)
+    return rules
 
 
 def _templates_setting(text: str) -> str:

@@ -1,0 +1,163 @@
+"""The sandboxed Jinja2 environments templates are compiled in, and what each part file is.
+
+Three environments share one loader (the templates folder) and one rule: intent
+data are values, never template code, and a missing variable is an error.
+They differ in how a `{{ value }}` is written out:
+
+- text (`*.txt`): as it is; `email.html` is auto-escaped as HTML (by extension);
+- Slack (`slack.txt`): `&`, `<` and `>` escaped, so data cannot @-mention
+  (`<!channel>`) or forge a link; the template's own text may use mrkdwn;
+- Slack blocks (`slack.blocks.json`): escaped as above, then as JSON string
+  content, so a value cannot break out of the string it is placed in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from jinja2 import FileSystemLoader, StrictUndefined, TemplateSyntaxError, select_autoescape
+from jinja2.sandbox import SandboxedEnvironment
+from jinja2.utils import missing
+
+from channels.formatting import FILTERS
+from rules.model import Channel
+
+# part name -> file, per channel; optional parts end with "?"
+PARTS: dict[Channel, dict[str, str]] = {
+    Channel.EMAIL: {"subject": "email.subject.txt", "text": "email.txt", "html?": "email.html"},
+    Channel.SMS: {"body": "sms.txt"},
+    Channel.PUSH: {"title": "push.title.txt", "body": "push.body.txt", "data?": "push.data.yaml"},
+    Channel.SLACK: {"text": "slack.txt", "blocks?": "slack.blocks.json"},
+    Channel.CALL: {"speech": "call.txt"},
+}
+PART_FILES = frozenset(file for parts in PARTS.values() for file in parts.values())
+ROOTS = ("event", "data", "recipient", "counterpart", "to")  # what a template may use
+PERSON_FIELDS = ("id", "locale", "timezone")  # all a template sees of a person
+
+
+class RenderError(Exception):
+    """A template that cannot be rendered for this intent (missing variable, syntax, no file, a limit)."""
+
+
+def required(channel: Channel) -> list[str]:
+    return [file for part, file in PARTS[channel].items() if not part.endswith("?")]
+
+
+def escape_mrkdwn(text: str) -> str:
+    """Slack's three control characters (https://api.slack.com/reference/surfaces/formatting#escaping)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _slack(value: Any) -> str:
+    return escape_mrkdwn(str(value))
+
+
+def _slack_json(value: Any) -> str:
+    return json.dumps(escape_mrkdwn(str(value)), ensure_ascii=False)[1:-1]
+
+
+# id(container in the render context) -> its dotted name, for "data.listing is undefined"
+_NAMES: ContextVar[dict[int, str]] = ContextVar("parley_template_names")
+
+
+class ClearUndefined(StrictUndefined):
+    """StrictUndefined whose message names the intent field that is missing."""
+
+    __slots__ = ()
+
+    @property
+    def _undefined_message(self) -> str:
+        if self._undefined_hint:
+            return self._undefined_hint
+        name = self._undefined_name
+        if self._undefined_obj is missing:
+            return f"{name!r} is undefined (a template can use {', '.join(ROOTS)})"
+        where = _NAMES.get({}).get(id(self._undefined_obj))
+        if where is None:
+            return str(super()._undefined_message)
+        if where in ROOTS[2:]:
+            return f"{where}.{name} is undefined (a template sees only {', '.join(PERSON_FIELDS)} of a person)"
+        return f"{where}.{name} is undefined: the intent's {where} has no {name!r}"
+
+
+def name_containers(context: dict[str, Any]) -> dict[int, str]:
+    """Dotted names of the mappings and lists in a render context (bounded), keyed by id."""
+    names: dict[int, str] = {}
+
+    def visit(value: Any, path: str, depth: int) -> None:
+        if len(names) > 1000 or depth > 8 or not isinstance(value, (dict, list)):
+            return
+        names.setdefault(id(value), path)
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            visit(item, f"{path}.{key}" if isinstance(key, str) else f"{path}[{key}]", depth + 1)
+
+    for root, value in context.items():
+        visit(value, root, 0)
+    return names
+
+
+@contextlib.contextmanager
+def naming(context: dict[str, Any]) -> Iterator[None]:
+    """While rendering with this context, undefined messages name the missing field."""
+    token = _NAMES.set(name_containers(context))
+    try:
+        yield
+    finally:
+        _NAMES.reset(token)
+
+
+def _environment(loader: FileSystemLoader, finalize: Callable[[Any], Any] | None) -> SandboxedEnvironment:
+    env = SandboxedEnvironment(
+        loader=loader,
+        undefined=ClearUndefined,
+        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False, default=False),
+        keep_trailing_newline=False,
+        auto_reload=True,
+        finalize=finalize,
+    )
+    env.filters.update(FILTERS)
+    return env
+
+
+class Environments:
+    """The environments for one templates folder; `for_file` picks the one a part file needs."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        loader = FileSystemLoader(str(root))
+        self.text = _environment(loader, None)
+        self.slack = _environment(loader, _slack)
+        self.slack_json = _environment(loader, _slack_json)
+
+    def for_file(self, file: str) -> SandboxedEnvironment:
+        if file == "slack.txt":
+            return self.slack
+        if file == "slack.blocks.json":
+            return self.slack_json
+        return self.text
+
+
+def line_of(exc: BaseException, filename: str) -> int | None:
+    """The template line an error happened on: from a syntax error, or the rewritten traceback."""
+    if isinstance(exc, TemplateSyntaxError):
+        return exc.lineno
+    wanted = os.path.normpath(filename)
+    found = None
+    for tb in _frames(exc.__traceback__):
+        if tb.tb_frame.f_code.co_filename == wanted:
+            found = tb.tb_lineno
+    return found
+
+
+def _frames(tb: TracebackType | None) -> Iterator[TracebackType]:
+    while tb is not None:
+        yield tb
+        tb = tb.tb_next
