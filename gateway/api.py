@@ -18,14 +18,17 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ValidationError
 
+from channels.render import Renderer
 from gateway import keys, metrics, webhooks
+from gateway.api_templates import templates_router
 from gateway.config import Settings, Tenant
 from gateway.records import Stored, to_ms
 from gateway.rulesets import RulesHolder
 from gateway.store import Store
 from gateway.views import notification_view
+from masking.telephony import Telephony
 from rules.intent import Intent
-from rules.model import StopEvent
+from rules.model import Policy, StopEvent
 from rules.yamlpos import format_path
 
 log = logging.getLogger("parley.api")
@@ -60,22 +63,38 @@ async def current_tenant(request: Request, authorization: Annotated[str | None, 
 Auth = Annotated[Tenant, Depends(current_tenant)]
 
 
-def create_app(settings: Settings, store: Store, holder: RulesHolder, clock: Clock | None = None) -> FastAPI:
+def create_app(
+    settings: Settings,
+    store: Store,
+    holder: RulesHolder,
+    clock: Clock | None = None,
+    telephony: Telephony | None = None,
+) -> FastAPI:
     now: Clock = clock or (lambda: datetime.now(UTC))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if holder.current is None:
             holder.reload()
-        watcher = asyncio.create_task(_follow_reloads(store, holder))
+        for step in app.state.startup:
+            await step()
+        tasks = [asyncio.create_task(_follow_reloads(store, holder))]
+        tasks += [asyncio.create_task(job()) for job in app.state.background]
         yield
-        watcher.cancel()
+        for task in tasks:
+            task.cancel()
         await store.close()
 
     app = FastAPI(title="Parley", version="0.1.0", lifespan=lifespan, description="Notifications that get answered.")
     app.state.store, app.state.holder, app.state.settings, app.state.clock = store, holder, settings, now
+    app.state.renderer, app.state.startup, app.state.background = Renderer(settings.templates_dir), [], []
     _errors(app)
+    app.include_router(templates_router(settings))
     webhooks.install(app)
+    # Imported here: masking's routes use this module's Auth and ApiError.
+    from masking import wiring as masking_wiring
+
+    masking_wiring.install(app, settings, store, now, telephony)
 
     @app.post("/v1/notifications", status_code=202)
     async def create(
@@ -96,12 +115,7 @@ def create_app(settings: Settings, store: Store, holder: RulesHolder, clock: Clo
         nid = "n_" + uuid.uuid4().hex
         body_hash = hashlib.sha256(intent.model_dump_json().encode()).hexdigest()
         at = now()
-        fields = {
-            "tenant": who.name, "status": "active", "token": "0", "policy": policy.name,
-            "version": loaded.versions[policy.name], "intent": intent.model_dump_json(exclude_defaults=True),
-            "created_ms": str(to_ms(at)), "corr": intent.correlation_key or "", "events": "0",
-            "stops": "," + ",".join(e.value for e in {*policy.until, StopEvent.CANCELLED}) + ",",
-        }  # fmt: skip
+        fields = notification_fields(who.name, policy, loaded.versions[policy.name], intent, at)
         created = await store.create(
             nid=nid, tenant=who.name, fields=fields, policy=policy, digest=loaded.versions[policy.name], due=at,
             idempotency_key=idempotency_key, body_hash=body_hash, correlation_key=intent.correlation_key,
@@ -186,6 +200,16 @@ def create_app(settings: Settings, store: Store, holder: RulesHolder, clock: Clo
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def notification_fields(tenant: str, policy: Policy, version: str, intent: Intent, at: datetime) -> dict[str, str]:
+    """The hash a new notification is stored as (the benchmark seeds notifications with it too)."""
+    return {
+        "tenant": tenant, "status": "active", "token": "0", "policy": policy.name, "version": version,
+        "intent": intent.model_dump_json(exclude_defaults=True), "created_ms": str(to_ms(at)),
+        "corr": intent.correlation_key or "", "events": "0",
+        "stops": "," + ",".join(e.value for e in {*policy.until, StopEvent.CANCELLED}) + ",",
+    }  # fmt: skip
 
 
 async def _read_intent(request: Request, limit: int) -> Intent:

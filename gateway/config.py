@@ -39,6 +39,7 @@ class TenantSpec(_Strict):
     keys: list[KeySpec] = []
     admin: bool = False  # may reload rules
     numbers: list[Annotated[str, Field(pattern=r"^\+[1-9][0-9]{6,14}$")]] = []  # its sender numbers (replies)
+    proxy_numbers: list[Annotated[str, Field(pattern=r"^\+[1-9][0-9]{6,14}$")]] = []  # masking pool
 
 
 class WebhookSpec(_Strict):
@@ -93,6 +94,7 @@ class Tenant:
     key_hashes: frozenset[str]
     admin: bool
     numbers: frozenset[str] = frozenset()
+    proxy_numbers: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -184,7 +186,9 @@ def _tenants(spec: ConfigFile, environ: dict[str, str], problems: Problems) -> d
                 hashes.add(hash_key(environ[key.env]))
             else:
                 problems.add((*where, "env"), f"environment variable {key.env} is not set")
-        tenants[name] = Tenant(name, frozenset(hashes), tenant.admin, frozenset(tenant.numbers))
+        tenants[name] = Tenant(
+            name, frozenset(hashes), tenant.admin, frozenset(tenant.numbers), frozenset(tenant.proxy_numbers)
+        )
     return tenants
 
 

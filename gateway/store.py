@@ -211,6 +211,14 @@ class Store:
         nkeys = [keys.notification(nid), keys.outbox(tenant), keys.outbox_sent(nid)]
         return str(await self._run("OUTBOX", nkeys, args))
 
+    async def outbox_append(self, tenant: str, message: dict[str, Any]) -> None:
+        """An outbox entry that belongs to no notification (masked-session relays)."""
+        async with self.r.pipeline(transaction=True) as pipe:
+            pipe.lpush(keys.outbox(tenant), json.dumps(message))
+            pipe.ltrim(keys.outbox(tenant), 0, keys.OUTBOX_KEEP - 1)
+            pipe.expire(keys.outbox(tenant), self.retention_s)
+            await pipe.execute()
+
     async def outbox(self, tenant: str, limit: int) -> list[dict[str, Any]]:
         return [json.loads(item) for item in await self.r.lrange(keys.outbox(tenant), 0, limit - 1)]
 

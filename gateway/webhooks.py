@@ -14,13 +14,13 @@ from datetime import datetime
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
-from slack_sdk.signature import SignatureVerifier
-from twilio.request_validator import RequestValidator
 
 from gateway import metrics
 from gateway.config import Settings
 from gateway.records import Delivery, log_entry, mask
+from gateway.signatures import Forbidden, slack_body, twilio_form
 from gateway.store import Store
+from masking.voice import relay_sms
 from rules.model import Channel, StopEvent
 from rules.status import DeliveryStatus, can_move
 
@@ -40,38 +40,8 @@ TWILIO_STATUS: dict[str, DeliveryStatus | None] = {
 }  # fmt: skip
 
 
-class Forbidden(Exception):
-    """A webhook whose signature does not check out."""
-
-
 def _state(request: Request) -> tuple[Settings, Store, Callable[[], datetime]]:
     return request.app.state.settings, request.app.state.store, request.app.state.clock
-
-
-def public_url(request: Request, settings: Settings) -> str:
-    """The URL the provider called, as it saw it (scheme and host before any proxy)."""
-    query = f"?{request.url.query}" if request.url.query else ""
-    if settings.server.public_url:
-        return settings.server.public_url.rstrip("/") + request.url.path + query
-    proto = request.headers.get("x-forwarded-proto", request.url.scheme).split(",")[0].strip()
-    host = (
-        request.headers.get("x-forwarded-host", request.headers.get("host", request.url.netloc)).split(",")[0].strip()
-    )
-    return f"{proto}://{host}{request.url.path}{query}"
-
-
-async def twilio_form(request: Request, settings: Settings) -> dict[str, str]:
-    """The form Twilio posted, after checking X-Twilio-Signature with the account's auth token."""
-    form = {k: str(v) for k, v in (await request.form()).items()}
-    token = settings.twilio_auth_token
-    signature = request.headers.get("x-twilio-signature", "")
-    if (
-        not token
-        or not signature
-        or not RequestValidator(token).validate(public_url(request, settings), form, signature)
-    ):
-        raise Forbidden("twilio")
-    return form
 
 
 def _twiml(body: str = EMPTY_TWIML) -> Response:
@@ -118,6 +88,9 @@ async def apply_receipt(
 async def twilio_sms(request: Request) -> Response:
     settings, store, clock = _state(request)
     form = await twilio_form(request, settings)
+    relayed = await relay_sms(request, form)
+    if relayed is not None:
+        return relayed  # a text to a proxy number of a masked session
     sender, receiver, text = form.get("From", ""), form.get("To", ""), form.get("Body", "")
     tenant = settings.tenant_for_number(receiver)
     if tenant is None or not await store.first_time("twilio-sms", form.get("MessageSid", "")):
@@ -146,13 +119,7 @@ async def twilio_sms(request: Request) -> Response:
 @router.post("/slack/interactions")
 async def slack_interactions(request: Request) -> Response:
     settings, store, clock = _state(request)
-    body = await request.body()
-    secret = settings.slack_signing_secret
-    headers = request.headers
-    if not secret or not SignatureVerifier(secret).is_valid(
-        body, headers.get("x-slack-request-timestamp"), headers.get("x-slack-signature")
-    ):
-        raise Forbidden("slack")
+    await slack_body(request, settings)
     payload = json.loads((await request.form()).get("payload") or "{}")  # type: ignore[arg-type]
     action = next((a for a in payload.get("actions", []) if a.get("action_id") == "parley_ack"), None)
     if action is None:

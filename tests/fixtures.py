@@ -24,9 +24,10 @@ from gateway.store import Store
 from gateway.wiring import runtime_for
 from gateway.worker import Timer, queue_for
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 KEYS = {"acme": "acme-secret-key", "globex": "globex-secret-key", "ops": "ops-admin-key"}
 NUMBERS = {"acme": "+14155550100", "globex": "+14155550111"}
+PROXIES = {"acme": ["+14155550150", "+14155550151", "+4930901820"], "globex": ["+14155550160"]}
 TWILIO_TOKEN = "twilio-test-auth-token"
 SLACK_SECRET = "slack-test-signing-secret"
 
@@ -59,6 +60,15 @@ policies:
       - send: email
         template: inquiry-reminder
       - wait: 1s
+      - send: sms
+        template: inquiry-reminder
+  - name: callme
+    match: {event: "call.*"}
+    steps:
+      - call: recipient
+        template: inquiry-call
+        bridge: counterpart
+      - wait: 10m
       - send: sms
         template: inquiry-reminder
 """
@@ -95,6 +105,7 @@ def write_config(folder: Path, rules: str = RULES, extra: str = "") -> Path:
         f"  {name}:\n    keys: [{{env: {name.upper()}_KEY}}]"
         + ("\n    admin: true" if name == "ops" else "")
         + (f'\n    numbers: ["{NUMBERS[name]}"]' if name in NUMBERS else "")
+        + (f"\n    proxy_numbers: {json.dumps(PROXIES[name])}" if name in PROXIES else "")
         for name in KEYS
     )
     body = f"templates: {REPO / 'templates'}\nworker: {{lease: 2s}}\n{extra}\ntenants:\n{tenants}\nrules:\n"

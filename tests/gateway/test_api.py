@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.gateway.conftest import RULES, Harness, intent, write_config
+from tests.fixtures import RULES, Harness, intent, write_config
 
 
 @pytest.mark.parametrize("header", [None, "Bearer wrong-key", "Basic YWNtZTp4", "Bearer "])

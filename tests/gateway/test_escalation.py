@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tests.gateway.conftest import Harness
+from tests.fixtures import Harness
 
 
 def test_escalation_runs_step_by_step_and_a_response_stops_the_rest(harness: Harness) -> None:

@@ -12,7 +12,7 @@ import pytest
 from slack_sdk.signature import SignatureVerifier
 from twilio.request_validator import RequestValidator
 
-from tests.gateway.conftest import NUMBERS, SLACK_SECRET, TWILIO_TOKEN, Harness
+from tests.fixtures import NUMBERS, SLACK_SECRET, TWILIO_TOKEN, Harness
 
 SELLER = "+14155550123"
 

@@ -1,0 +1,88 @@
+"""Masked sessions: two participants who reach each other through proxy numbers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+import phonenumbers
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from rules.intent import Locale, Phone
+
+Text = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
+def country_of(number: str) -> str:
+    """ISO country of an E.164 number ("DE"), or "" when it cannot be told."""
+    try:
+        return phonenumbers.region_code_for_number(phonenumbers.parse(number, None)) or ""
+    except phonenumbers.NumberParseException:
+        return ""
+
+
+class SessionStatus(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+    EXPIRED = "expired"
+
+
+class ParticipantIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: Text
+    phone: Phone
+    locale: Locale = "en"
+
+
+class SessionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    participants: Annotated[list[ParticipantIn], Field(min_length=2, max_length=2)]
+    ttl: str = "72h"
+    correlation_key: Text | None = None
+    record: bool = False
+
+
+class Participant(BaseModel):
+    id: str
+    phone: str  # real number: stays in Redis and in TwiML to Twilio, never in API bodies or logs
+    proxy: str  # the number this participant calls and sees the other one as
+    locale: str = "en"
+
+
+class Session(BaseModel):
+    id: str
+    tenant: str
+    participants: tuple[Participant, Participant]
+    created_at: datetime
+    expires_at: datetime
+    status: SessionStatus = SessionStatus.OPEN
+    correlation_key: str | None = None
+    record: bool = False
+
+    def other(self, participant_id: str) -> Participant:
+        first, second = self.participants
+        return second if first.id == participant_id else first
+
+    def by_phone(self, phone: str) -> Participant | None:
+        return next((p for p in self.participants if p.phone == phone), None)
+
+    def by_id(self, participant_id: str) -> Participant | None:
+        return next((p for p in self.participants if p.id == participant_id), None)
+
+    def is_open(self, now: datetime) -> bool:
+        return self.status is SessionStatus.OPEN and now < self.expires_at
+
+
+class Interaction(BaseModel):
+    """One call or message on a session, as the tenant may read it (ids and proxies only)."""
+
+    kind: str  # "call" | "sms" | "agent_call"
+    direction: str  # "<participant id> -> <participant id>"
+    status: str
+    at: datetime
+    provider_id: str | None = None
+    duration_s: int | None = None
+    recording_url: str | None = None

@@ -1,0 +1,69 @@
+"""Placing calls and relaying texts for masked sessions: Twilio, or the outbox when not configured."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from channels.base import Outcome, SendResult
+from gateway.records import mask
+from gateway.store import Store
+from rules.model import Channel
+
+log = logging.getLogger("parley.masking")
+
+
+class Telephony(Protocol):
+    async def call(self, *, tenant: str, from_: str, to: str, url: str, status_callback: str) -> SendResult: ...
+
+    async def message(self, *, tenant: str, from_: str, to: str, body: str) -> SendResult: ...
+
+
+class TwilioTelephony:
+    """Twilio's REST API through the official SDK (sync, so it runs in a thread)."""
+
+    def __init__(self, client: Any, classify: Callable[[Exception], SendResult]) -> None:
+        self.client = client
+        self.classify = classify
+
+    async def call(self, *, tenant: str, from_: str, to: str, url: str, status_callback: str) -> SendResult:
+        def place() -> str:
+            created = self.client.calls.create(to=to, from_=from_, url=url, status_callback=status_callback,
+                                               status_callback_event=["initiated", "ringing", "answered", "completed"])  # fmt: skip
+            return str(created.sid)
+
+        return await self._run(place)
+
+    async def message(self, *, tenant: str, from_: str, to: str, body: str) -> SendResult:
+        return await self._run(lambda: str(self.client.messages.create(to=to, from_=from_, body=body).sid))
+
+    async def _run(self, action: Callable[[], str]) -> SendResult:
+        try:
+            return SendResult(Outcome.ACCEPTED, provider_id=await asyncio.to_thread(action))
+        except Exception as exc:  # the SDK raises for every provider error; classify it as a value
+            return self.classify(exc)
+
+
+class OutboxTelephony:
+    """Without Twilio credentials, relayed texts and placed calls are recorded in the tenant's outbox."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def call(self, *, tenant: str, from_: str, to: str, url: str, status_callback: str) -> SendResult:
+        return await self._put(tenant, Channel.CALL, from_, to, {"url": url})
+
+    async def message(self, *, tenant: str, from_: str, to: str, body: str) -> SendResult:
+        return await self._put(tenant, Channel.SMS, from_, to, {"body": body})
+
+    async def _put(self, tenant: str, channel: Channel, from_: str, to: str, content: dict[str, str]) -> SendResult:
+        now = datetime.now(UTC)
+        provider_id = f"outbox:masking:{now.timestamp():.6f}"
+        entry = {"notification_id": None, "attempt": None, "channel": channel.value, "address": to, "from": from_,
+                 "template": None, "locale": None, "content": content, "at": now.isoformat()}  # fmt: skip
+        await self.store.outbox_append(tenant, entry)
+        log.info("masking %s via outbox from %s to %s", channel, from_, mask(channel, to))
+        return SendResult(Outcome.ACCEPTED, provider_id=provider_id)

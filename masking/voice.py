@@ -1,0 +1,181 @@
+"""Twilio voice and SMS webhooks for masked numbers, escalation calls and agent calls.
+
+Each handler checks X-Twilio-Signature first (gateway.webhooks.twilio_form).
+Routing rule: an inbound call or text from real number A to proxy number P
+belongs to the one open session in which A holds P (masking.assign keeps that
+unique); the other participant is reached showing *their* proxy number.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from channels.render import RenderError
+from gateway import metrics
+from gateway.masking_store import MaskingStore
+from gateway.records import mask
+from gateway.signatures import public_url, twilio_form
+from masking import twiml
+from masking.model import Interaction, Session
+from masking.telephony import Telephony
+from rules.engine import person
+from rules.model import Channel, StopEvent
+
+log = logging.getLogger("parley.masking")
+router = APIRouter(prefix="/webhooks/twilio/voice", tags=["webhooks"])
+
+
+def _xml(body: str) -> Response:
+    return Response(body, media_type="application/xml")
+
+
+def _masking(request: Request) -> MaskingStore:
+    store: MaskingStore = request.app.state.masking
+    return store
+
+
+def _base(request: Request) -> str:
+    return public_url(request, request.app.state.settings).split("/webhooks/")[0]
+
+
+async def _session_for_call(request: Request, caller: str, proxy: str) -> tuple[Session | None, str]:
+    """The open session routing `caller` through `proxy`, and the tenant owning the number."""
+    masking = _masking(request)
+    tenant = await masking.number_owner(proxy)
+    session = await masking.route(tenant, caller, proxy) if tenant else None
+    if session is None or not session.is_open(request.app.state.clock()):
+        return None, tenant or ""
+    return session, tenant or ""
+
+
+@router.post("")
+async def inbound_call(request: Request) -> Response:
+    form = await twilio_form(request, request.app.state.settings)
+    caller, proxy, sid = form.get("From", ""), form.get("To", ""), form.get("CallSid", "")
+    session, _ = await _session_for_call(request, caller, proxy)
+    if session is None:
+        log.info("call from %s to proxy %s: no open session; refused", mask(Channel.CALL, caller), proxy)
+        return _xml(twiml.ended("en"))
+    me = session.by_phone(caller)
+    assert me is not None  # route() found the session by this caller's number
+    other = session.other(me.id)
+    now: datetime = request.app.state.clock()
+    await _masking(request).interact(session.id, Interaction(kind="call", direction=f"{me.id} -> {other.id}",
+                                                             status="connecting", at=now, provider_id=sid))  # fmt: skip
+    query = urlencode({"session": session.id})
+    return _xml(twiml.connect(to=other.phone, caller_id=other.proxy, locale=me.locale, record=session.record,
+                              action=f"{_base(request)}/webhooks/twilio/voice/dial-status?{query}",
+                              recording_callback=f"{_base(request)}/webhooks/twilio/voice/recording?{query}"))  # fmt: skip
+
+
+@router.post("/dial-status")
+async def dial_status(request: Request, session: str) -> Response:
+    form = await twilio_form(request, request.app.state.settings)
+    duration = form.get("DialCallDuration")
+    await _masking(request).update_interaction(
+        session, form.get("CallSid", ""), status=form.get("DialCallStatus", "completed"),
+        duration_s=int(duration) if duration and duration.isdigit() else None,
+    )  # fmt: skip
+    return _xml(twiml.hangup())
+
+
+@router.post("/recording")
+async def recording(request: Request, session: str) -> Response:
+    form = await twilio_form(request, request.app.state.settings)
+    await _masking(request).update_interaction(session, form.get("CallSid", ""), recording_url=form.get("RecordingUrl"))
+    return Response(status_code=204)
+
+
+@router.post("/outbound")
+async def escalation_answered(request: Request, notification: str, attempt: str) -> Response:
+    """An escalation call was answered: that counts as a response; speak, and offer the bridge."""
+    form = await twilio_form(request, request.app.state.settings)
+    store = request.app.state.store
+    stored = await store.load(notification)
+    delivery = stored.deliveries.get(attempt) if stored else None
+    if stored is None or delivery is None:
+        return _xml(twiml.hangup())
+    who = person(stored.intent, delivery.target) or stored.intent.recipient
+    try:
+        speech = request.app.state.renderer.render(delivery.template, Channel.CALL, stored.intent, who)
+    except RenderError as exc:
+        log.error("escalation call %s: %s", notification, exc)
+        return _xml(twiml.hangup())
+    result = await store.stop(
+        stored.tenant, stored, StopEvent.RESPONDED, request.app.state.clock(), source="call:answered"
+    )
+    if result == "stopped":
+        await store.count(metrics.stop_field(StopEvent.RESPONDED))
+    bridge = person(stored.intent, delivery.bridge) if delivery.bridge else None
+    action = None
+    if bridge is not None and bridge.phone:
+        action = f"{_base(request)}/webhooks/twilio/voice/outbound/press?{urlencode({'notification': notification, 'attempt': attempt})}"
+    log.info("escalation call %s answered (%s)", notification, form.get("CallSid", ""))
+    return _xml(twiml.escalation_call(speech=speech.parts["speech"], locale=who.locale, gather_action=action))
+
+
+@router.post("/outbound/press")
+async def escalation_pressed(request: Request, notification: str, attempt: str) -> Response:
+    """Pressing 1 bridges to the counterpart, who sees our number, never the recipient's."""
+    form = await twilio_form(request, request.app.state.settings)
+    stored = await request.app.state.store.load(notification)
+    delivery = stored.deliveries.get(attempt) if stored else None
+    bridge = person(stored.intent, delivery.bridge) if stored and delivery and delivery.bridge else None
+    if form.get("Digits") != "1" or bridge is None or not bridge.phone:
+        return _xml(twiml.hangup())
+    return _xml(twiml.connect(to=bridge.phone, caller_id=form.get("From", ""), locale=bridge.locale, record=False,
+                              action=f"{_base(request)}/webhooks/twilio/voice/dial-status?session=",
+                              recording_callback=""))  # fmt: skip
+
+
+@router.post("/agent")
+async def agent_answered(request: Request, session: str, participant: str, agent: str) -> Response:
+    """The agent picked up: connect them to the participant, who sees their session's proxy number."""
+    await twilio_form(request, request.app.state.settings)
+    found = await _masking(request).session(session)
+    target = found.by_id(participant) if found else None
+    if found is None or target is None or not found.is_open(request.app.state.clock()):
+        return _xml(twiml.ended("en"))
+    await _masking(request).interact(found.id, Interaction(kind="agent_call", direction=f"agent:{agent} -> {target.id}",
+                                                           status="connecting", at=request.app.state.clock()))  # fmt: skip
+    return _xml(twiml.connect(to=target.phone, caller_id=target.proxy, locale=target.locale, record=found.record,
+                              action=f"{_base(request)}/webhooks/twilio/voice/dial-status?session={found.id}",
+                              recording_callback=f"{_base(request)}/webhooks/twilio/voice/recording?session={found.id}"))  # fmt: skip
+
+
+async def relay_sms(request: Request, form: dict[str, str]) -> Response | None:
+    """A text to a proxy number: relay it to the other participant (None: not a proxy number)."""
+    sender, proxy, body = form.get("From", ""), form.get("To", ""), form.get("Body", "")
+    masking = _masking(request)
+    if await masking.number_owner(proxy) is None:
+        return None
+    session, tenant = await _session_for_call(request, sender, proxy)
+    if session is None:
+        return _xml(twiml.ended_sms("en"))
+    me = session.by_phone(sender)
+    assert me is not None
+    other = session.other(me.id)
+    telephony: Telephony = request.app.state.telephony
+    result = await telephony.message(tenant=tenant, from_=other.proxy, to=other.phone, body=body)
+    now = request.app.state.clock()
+    await masking.interact(session.id, Interaction(kind="sms", direction=f"{me.id} -> {other.id}",
+                                                   status=result.outcome.value, at=now, provider_id=result.provider_id))  # fmt: skip
+    if session.correlation_key:
+        await _responded(request, tenant, session.correlation_key, now)
+    return _xml(twiml.empty_messaging())
+
+
+async def _responded(request: Request, tenant: str, correlation_key: str, now: datetime) -> None:
+    store = request.app.state.store
+    for nid in await store.correlated(tenant, correlation_key):
+        stored = await store.load_for(tenant, nid)
+        if (
+            stored is not None
+            and await store.stop(tenant, stored, StopEvent.RESPONDED, now, source="masked_sms") == "stopped"
+        ):
+            await store.count(metrics.stop_field(StopEvent.RESPONDED))
