@@ -17,12 +17,33 @@ class Outcome(StrEnum):
     CANCELLED = "cancelled"  # the notification stopped before the message was handed over
 
 
+class Reason(StrEnum):
+    """Why a send failed, when a caller may act on it beyond retry/fallback (docs/channels.md).
+
+    A result with a reason has a `detail` that starts with it ("opted_out: twilio 21610 ..."),
+    so the reason survives where only the detail is recorded (a delivery's `error`).
+    """
+
+    OPTED_OUT = "opted_out"  # the recipient unsubscribed from this sender (SMS STOP): do not retry
+    ADDRESS_INVALID = "address_invalid"  # the address cannot receive this channel (bad number, no such user)
+    TOKEN_INVALID = "token_invalid"  # a push token the app should forget
+
+
 @dataclass(frozen=True)
 class SendResult:
     outcome: Outcome
     provider_id: str | None = None
     detail: str | None = None
     retry_after: float | None = None  # seconds, when the provider said so (429 Retry-After)
+    reason: Reason | None = None
+
+    @classmethod
+    def failed(
+        cls, outcome: Outcome, detail: str, reason: Reason | None = None, retry_after: float | None = None
+    ) -> SendResult:
+        """A failure whose detail starts with its reason, when it has one."""
+        text = f"{reason.value}: {detail}" if reason else detail
+        return cls(outcome, detail=text, retry_after=retry_after, reason=reason)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,73 @@
+"""Which adapter serves each channel, from the `providers:` section of the configuration.
+
+An explicit factory, no plugin scanning: each section present builds its provider, each
+section absent leaves the channel on the outbox. `call` is served by the voice section.
+
+    providers:
+      email: {host: smtp.example.com, security: starttls, username_env: SMTP_USER,
+              password_env: SMTP_PASSWORD, default: {from: "Acme <noreply@acme.example>"}}
+      sms:   {default: {messaging_service_sid: MG...}}     # TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN
+      voice: {default: {from_number: "+15550100"}}
+      push:  {}                                            # GOOGLE_APPLICATION_CREDENTIALS
+      slack: {}                                            # SLACK_BOT_TOKEN
+
+Settings hold the names of environment variables, never secrets (channels/common.py).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import TypeVar
+
+from channels.base import Channel
+from channels.common import Section
+from channels.email import EmailChannel, EmailSettings
+from channels.outbox import OutboxChannel
+from channels.push import PushChannel, PushSettings
+from channels.registry import Registry
+from channels.slack import SlackChannel, SlackSettings
+from channels.sms import SmsChannel, SmsSettings
+from channels.voice import VoiceChannel, VoiceSettings
+from gateway.store import Store
+from rules.model import Channel as ChannelName
+
+T = TypeVar("T", SmsSettings, VoiceSettings)
+
+
+class ProvidersConfig(Section):
+    """`providers:` in config.yaml. Every section is optional; an absent one means the outbox."""
+
+    email: EmailSettings | None = None
+    sms: SmsSettings | None = None
+    voice: VoiceSettings | None = None
+    push: PushSettings | None = None
+    slack: SlackSettings | None = None
+
+
+def build_registry(
+    config: ProvidersConfig, store: Store, *, public_url: str | None = None, environ: Mapping[str, str] | None = None
+) -> Registry:
+    """The registry for `config`. `public_url` (server.public_url) is where Twilio calls back,
+    unless the sms / voice section sets its own. Raises ProviderConfigError for a section that
+    cannot work (a missing environment variable or credentials file)."""
+    env = os.environ if environ is None else environ
+    adapters: dict[ChannelName, Channel] = {channel: OutboxChannel(channel, store) for channel in ChannelName}
+    if config.email:
+        adapters[ChannelName.EMAIL] = EmailChannel(config.email, env)
+    if config.sms:
+        adapters[ChannelName.SMS] = SmsChannel(_with_url(config.sms, public_url), env)
+    if config.voice:
+        adapters[ChannelName.CALL] = VoiceChannel(_with_url(config.voice, public_url), env)
+    if config.push:
+        adapters[ChannelName.PUSH] = PushChannel(config.push, env)
+    if config.slack:
+        adapters[ChannelName.SLACK] = SlackChannel(config.slack, env)
+    return Registry(adapters)
+
+
+def _with_url(settings: T, public_url: str | None) -> T:
+    """The section with the server's public URL when it names none of its own."""
+    if settings.public_url or not public_url:
+        return settings
+    return settings.model_copy(update={"public_url": public_url})
