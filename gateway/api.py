@@ -5,18 +5,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Request
+from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from channels.render import Renderer
 from gateway import keys, metrics, webhooks
@@ -113,7 +115,9 @@ def create_app(
             )
             raise ApiError(422, "validation_failed", msg, detail=[{"path": format_path(where), "message": msg}])
         nid = "n_" + uuid.uuid4().hex
-        body_hash = hashlib.sha256(intent.model_dump_json().encode()).hexdigest()
+        # Canonical JSON: the same intent with its keys in another order is the same request.
+        canonical = json.dumps(intent.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        body_hash = hashlib.sha256(canonical.encode()).hexdigest()
         at = now()
         fields = notification_fields(who.name, policy, loaded.versions[policy.name], intent, at)
         created = await store.create(
@@ -131,8 +135,7 @@ def create_app(
             if first is not None:
                 body.update(policy=first.policy, version=first.version)
             return JSONResponse(body, status_code=200)
-        await store.count(metrics.INTENTS)
-        return JSONResponse(body, status_code=202)
+        return JSONResponse(body, status_code=202)  # counted (metrics.INTENTS) by store.create
 
     async def owned(who: Tenant, nid: str) -> Stored:
         stored = await store.load_for(who.name, nid)
@@ -248,9 +251,11 @@ def _errors(app: FastAPI) -> None:
         message = "; ".join(f"{d['path']}: {d['message']}" for d in detail)
         return JSONResponse({"error": "validation_failed", "message": message, "detail": detail}, status_code=422)
 
-    @app.exception_handler(HTTPException)
-    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse({"error": "http_error", "message": str(exc.detail)}, status_code=exc.status_code)
+    # Starlette's class, not FastAPI's subclass: unknown routes and methods raise the former.
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        error = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse({"error": error, "message": str(exc.detail)}, status_code=exc.status_code)
 
 
 async def _follow_reloads(store: Store, holder: RulesHolder, every: float = 2.0) -> None:

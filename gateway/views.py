@@ -65,4 +65,7 @@ def _timeline(stored: Stored, log: list[dict[str, Any]]) -> list[dict[str, Any]]
     if stored.final_at:
         entries.append({"at": iso(stored.final_at), "what": stored.status.value, "reason": stored.final_reason})
     order = {"accepted": 0, "note": 2}
-    return sorted(entries, key=lambda e: (e["at"], order.get(e["what"], 1)))
+    # Ties (one step's channels share a moment) are broken by attempt key, so the order is stable.
+    return sorted(
+        entries, key=lambda e: (e["at"], order.get(e["what"], 1), e.get("attempt") or "", e.get("message") or "")
+    )

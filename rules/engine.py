@@ -239,7 +239,7 @@ def _planned(
         deferred_from=due if when != due else None,
         reason=reason if reachable else Reason.NO_ADDRESS,
         fallback_for=fallback_for,
-        bridge=step.bridge,
+        bridge=step.bridge if channel is Channel.CALL else None,  # a fallback text bridges nothing
     )
 
 

@@ -25,6 +25,7 @@ from rules.yamlpos import Path, YamlSyntaxError, format_path, load_located
 TOP_KEYS = ("version", "defaults", "destinations", "policies")
 POLICY_KEYS = ("name", "description", "match", "until", "quiet_hours", "template", "fallback", "steps")
 DEFAULT_KEYS = ("until", "quiet_hours", "fallback")
+PERSON_FIELDS = ("id", "email", "phone", "slack", "locale", "timezone")
 WHERE_ROOTS = ("event", "correlation_key", "data.", "recipient.", "counterpart.")
 DEFAULT_UNTIL = (StopEvent.RESPONDED, StopEvent.ACKNOWLEDGED)
 _SLACK_ADDRESS = re.compile(r"^(#[a-z0-9][a-z0-9_-]{0,79}|[CGUD][A-Z0-9]{6,})$")
@@ -59,8 +60,11 @@ def load_rules(file: FsPath, templates: FsPath | None = None, warnings: list[Pro
         line, column = data.count(b"\n", 0, exc.start) + 1, exc.start - data.rfind(b"\n", 0, exc.start)
         problem = Problem(line, column, "(document)", f"not UTF-8 text (byte 0x{data[exc.start]:02x})", str(file))
         raise RulesError([problem]) from None
+    folder, rules_file = _config_settings(text)
     if templates is None:
-        templates = file.parent / _templates_setting(text)
+        templates = file.parent / folder
+    if rules_file is not None:  # config.yaml whose `rules:` names a file: check that file
+        return load_rules(file.parent / rules_file, templates, warnings)
     catalog = Catalog.scan(templates)
     template_problems, template_warnings = check_templates(catalog)
     try:
@@ -74,14 +78,19 @@ def load_rules(file: FsPath, templates: FsPath | None = None, warnings: list[Pro
     return rules
 
 
-def _templates_setting(text: str) -> str:
-    """config.yaml may name its templates folder; a standalone rules file uses templates/ beside it."""
+def _config_settings(text: str) -> tuple[str, str | None]:
+    """config.yaml may name its templates folder and keep its rules in a file of their own;
+    a standalone rules file uses templates/ beside it."""
     try:
         loaded = yaml.safe_load(text)
     except yaml.YAMLError:
-        return "templates"  # compile_rules reports the syntax error with its position
-    folder = loaded.get("templates") if isinstance(loaded, dict) and "rules" in loaded else None
-    return folder if isinstance(folder, str) and folder else "templates"
+        return "templates", None  # compile_rules reports the syntax error with its position
+    if not isinstance(loaded, dict) or "rules" not in loaded or "policies" in loaded:
+        return "templates", None
+    folder, rules = loaded.get("templates"), loaded.get("rules")
+    return (folder if isinstance(folder, str) and folder else "templates"), (
+        rules if isinstance(rules, str) and rules else None
+    )
 
 
 def compile_rules(text: str, source: str, catalog: Catalog) -> RuleSet:
@@ -289,8 +298,16 @@ def _match(p: Problems, path: Path, value: Any) -> Match | None:
                 at_key=True,
             )
             ok = False
-        elif isinstance(wanted, (dict, list)):
-            p.add((*path, "where", key), "a where condition compares with one value (text, number or boolean)")
+        elif key.startswith(WHERE_ROOTS[3:]) and key.split(".", 1)[1] not in PERSON_FIELDS:
+            fields = ", ".join(PERSON_FIELDS)
+            p.add((*path, "where", key), f"unknown field {key!r} (a person has {fields})", at_key=True)
+            ok = False
+        elif wanted is not None and not isinstance(wanted, (str, int, float, bool)):
+            # YAML reads 2026-11-22 as a date, which an intent (JSON) never holds: it could never match.
+            p.add(
+                (*path, "where", key),
+                f"a where condition compares with one value (text, number or boolean), got {checks.describe(wanted)}; quote it to compare text",
+            )
             ok = False
     if ok and isinstance(event, str):
         return Match(event=event, where=tuple(sorted(where.items())))
