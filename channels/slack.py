@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import aiohttp
@@ -24,6 +25,13 @@ from channels.common import Section, env_secret, header, retry_after
 from rules.model import Channel as ChannelName
 
 ACK_ACTION = "parley_ack"
+
+
+def escape_mrkdwn(text: str) -> str:
+    """Slack's three control characters, so a name cannot ping a channel or forge a link."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 SECTION_LIMIT = 3000  # characters of a section block's text
 
 # Slack `error` -> (outcome, reason). Not listed: HTTP 429 and 5xx are transient, the rest permanent.
@@ -98,6 +106,22 @@ class SlackChannel:
         except SlackClientError as exc:  # refused by slack_sdk before sending
             return SendResult.failed(Outcome.PERMANENT, f"slack: {type(exc).__name__}: {exc}")
         return SendResult(Outcome.DELIVERED, provider_id=f"{posted['channel']}:{posted['ts']}")
+
+    async def mark_acknowledged(self, channel: str, ts: str, text: str, who: str, when: datetime) -> SendResult:
+        """Replace the message's button with who acknowledged it and when (chat.update)."""
+        note = f":white_check_mark: Acknowledged by {escape_mrkdwn(who)} at {when.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+        body = [
+            {"type": "section", "text": {"type": "mrkdwn", "text": text[:SECTION_LIMIT] or " "}},
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": note}]},
+        ]
+        try:
+            await self.client.chat_update(channel=channel, ts=ts, text=f"{text}\n{note}", blocks=json.dumps(body))
+        except SlackApiError as exc:
+            response = exc.response
+            return classify(response.status_code, str(response.get("error") or ""), response.headers)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            return SendResult.failed(Outcome.TRANSIENT, f"slack connection: {type(exc).__name__}: {exc}")
+        return SendResult(Outcome.DELIVERED, provider_id=f"{channel}:{ts}")
 
     async def _conversation(self, address: str) -> str:
         """The channel to post in: the DM with a user (`U…` / `W…`), else the address itself."""

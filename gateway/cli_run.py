@@ -15,12 +15,13 @@ import redis
 import uvicorn
 from rq import SimpleWorker
 
+from channels.common import ProviderConfigError
 from gateway.api import create_app
 from gateway.config import DEV_KEY, Settings, load_settings
 from gateway.embedded import EmbeddedRedis
 from gateway.rulesets import RulesHolder
 from gateway.store import Store
-from gateway.wiring import runtime_for
+from gateway.wiring import channels_for, runtime_for, slack_updater_for, telephony_for
 from gateway.worker import Timer, install, queue_for, wait_for_redis
 from rules.problems import RulesError
 
@@ -69,8 +70,14 @@ def _serve(settings: Settings, url: str, host: str | None, port: int | None) -> 
         print("parley: the rules have problems; not starting", file=sys.stderr)
         return 1
     store = Store.connect(url, settings.retention)
+    try:
+        registry = channels_for(settings, store)
+    except ProviderConfigError as exc:
+        print(f"parley: {exc}", file=sys.stderr)
+        return 1
     signal.signal(signal.SIGHUP, lambda *_: holder.reload())
-    app = create_app(settings, store, holder)
+    app = create_app(settings, store, holder, telephony=telephony_for(registry))
+    app.state.slack_acknowledged = slack_updater_for(registry)
     uvicorn.run(app, host=host or settings.server.host, port=port or settings.server.port, log_level="info")
     return 0
 
@@ -100,7 +107,11 @@ def run_worker(args: argparse.Namespace) -> int:
         print("parley worker: set REDIS_URL (or redis.url in the config)", file=sys.stderr)
         return 1
     url = settings.redis_url
-    install(bootstrap=lambda: runtime_for(settings, url))
+    try:
+        install(runtime_for(settings, url))  # builds every provider now: a missing secret stops here
+    except ProviderConfigError as exc:
+        print(f"parley worker: {exc}", file=sys.stderr)
+        return 1
     timer_client = redis.Redis.from_url(url)
     wait_for_redis(timer_client)
     timer = Timer(timer_client, queue_for(timer_client), lease_ms=int(settings.lease.total_seconds() * 1000))

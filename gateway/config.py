@@ -9,13 +9,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from channels.providers import ProvidersConfig
 from rules.durations import parse_duration
 from rules.problems import Problem, Problems, RulesError
 from rules.yamlpos import YamlSyntaxError, load_located
@@ -75,6 +76,7 @@ class ConfigFile(_Strict):
     redis: RedisSpec = RedisSpec()
     worker: WorkerSpec = WorkerSpec()
     webhooks: WebhookSpec = WebhookSpec()
+    providers: ProvidersConfig = ProvidersConfig()
     data_dir: str = ".parley"
     retention: str = "7d"
     templates: str = "templates"
@@ -110,6 +112,7 @@ class Settings:
     tenants: dict[str, Tenant]
     twilio_auth_token: str | None = None
     slack_signing_secret: str | None = None
+    providers: ProvidersConfig = field(default_factory=ProvidersConfig)
 
     def tenant_for_number(self, number: str) -> Tenant | None:
         return next((t for t in self.tenants.values() if number in t.numbers), None)
@@ -162,6 +165,7 @@ def load_settings(path: Path, *, dev_key: bool = False, env: dict[str, str] | No
         tenants=tenants,
         twilio_auth_token=environ.get(spec.webhooks.twilio_auth_token_env) or None,
         slack_signing_secret=environ.get(spec.webhooks.slack_signing_secret_env) or None,
+        providers=spec.providers,
     )
 
 

@@ -1,21 +1,29 @@
-"""Building the pieces from settings: store, channels, runtime, the API app."""
+"""Building the pieces from settings: channels, the worker runtime, and what the API needs of them."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any
 
-from channels.outbox import OutboxChannel
+from channels.providers import build_registry
 from channels.registry import Registry
 from channels.render import Renderer
+from channels.slack import SlackChannel
+from channels.sms import SmsChannel
+from channels.voice import VoiceChannel
 from gateway.config import Settings
 from gateway.runner import Runtime
 from gateway.store import Store
+from masking.telephony import Telephony, TwilioTelephony
 from rules.model import Channel
+
+SlackUpdater = Callable[[dict[str, Any], str, datetime], Awaitable[None]]
 
 
 def channels_for(settings: Settings, store: Store) -> Registry:
-    """Every channel uses the outbox until its provider is configured (docs/deployment.md)."""
-    return Registry({channel: OutboxChannel(channel, store) for channel in Channel})
+    """Configured providers; every channel without one uses the outbox (docs/channels.md)."""
+    return build_registry(settings.providers, store, public_url=settings.server.public_url)
 
 
 def runtime_for(settings: Settings, url: str) -> Runtime:
@@ -26,3 +34,28 @@ def runtime_for(settings: Settings, url: str) -> Runtime:
         renderer=Renderer(settings.templates_dir),
         clock=lambda: datetime.now(UTC),
     )
+
+
+def telephony_for(registry: Registry) -> Telephony | None:
+    """Masked calls and relays go through the configured Twilio account (None: the outbox)."""
+    for channel in (Channel.SMS, Channel.CALL):
+        adapter = registry[channel]
+        if isinstance(adapter, SmsChannel | VoiceChannel):
+            return TwilioTelephony(adapter.twilio)
+    return None
+
+
+def slack_updater_for(registry: Registry) -> SlackUpdater | None:
+    """After an Acknowledge click, rewrite the Slack message to say who and when."""
+    slack = registry[Channel.SLACK]
+    if not isinstance(slack, SlackChannel):
+        return None
+
+    async def update(payload: dict[str, Any], who: str, when: datetime) -> None:
+        channel = str(payload.get("channel", {}).get("id", ""))
+        message = payload.get("message", {})
+        ts = str(message.get("ts") or payload.get("container", {}).get("message_ts") or "")
+        if channel and ts:
+            await slack.mark_acknowledged(channel, ts, str(message.get("text", "")), who, when)
+
+    return update

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from channels.base import Outcome, SendResult
+from channels.twilio_api import Twilio
 from gateway.records import mask
 from gateway.store import Store
 from rules.model import Channel
@@ -23,28 +22,18 @@ class Telephony(Protocol):
 
 
 class TwilioTelephony:
-    """Twilio's REST API through the official SDK (sync, so it runs in a thread)."""
+    """Twilio's REST API through the SMS/voice adapters' client (errors classified there)."""
 
-    def __init__(self, client: Any, classify: Callable[[Exception], SendResult]) -> None:
-        self.client = client
-        self.classify = classify
+    def __init__(self, twilio: Twilio) -> None:
+        self.twilio = twilio
 
     async def call(self, *, tenant: str, from_: str, to: str, url: str, status_callback: str) -> SendResult:
-        def place() -> str:
-            created = self.client.calls.create(to=to, from_=from_, url=url, status_callback=status_callback,
-                                               status_callback_event=["initiated", "ringing", "answered", "completed"])  # fmt: skip
-            return str(created.sid)
-
-        return await self._run(place)
+        return await self.twilio.create(
+            lambda c: c.calls.create(to=to, from_=from_, url=url, status_callback=status_callback)
+        )
 
     async def message(self, *, tenant: str, from_: str, to: str, body: str) -> SendResult:
-        return await self._run(lambda: str(self.client.messages.create(to=to, from_=from_, body=body).sid))
-
-    async def _run(self, action: Callable[[], str]) -> SendResult:
-        try:
-            return SendResult(Outcome.ACCEPTED, provider_id=await asyncio.to_thread(action))
-        except Exception as exc:  # the SDK raises for every provider error; classify it as a value
-            return self.classify(exc)
+        return await self.twilio.create(lambda c: c.messages.create(to=to, from_=from_, body=body))
 
 
 class OutboxTelephony:

@@ -62,6 +62,14 @@ policies:
       - wait: 1s
       - send: sms
         template: inquiry-reminder
+  - name: slow
+    match: {event: "slow.*"}
+    steps:
+      - send: email
+        template: inquiry-new
+      - wait: 10d
+      - send: email
+        template: inquiry-reminder
   - name: callme
     match: {event: "call.*"}
     steps:
@@ -137,9 +145,9 @@ class Harness:
             create_app(settings, Store.connect(settings.redis_url, settings.retention), self.holder, clock)
         )
         self.api.__enter__()
-        runtime = runtime_for(settings, settings.redis_url)
-        runtime.clock = clock
-        worker_module.install(runtime)
+        self.runtime = runtime_for(settings, settings.redis_url)
+        self.runtime.clock = clock
+        worker_module.install(self.runtime)
         self.timer = Timer(client, queue_for(client), clock=clock, lease_ms=2000)
 
     def close(self) -> None:
