@@ -9,15 +9,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
+from gateway.cli_templates import read_intent
 from rules.durations import parse_duration
-from rules.intent import Intent
 from rules.model import Channel, RuleSet
 from rules.problems import Problem, RulesError
 from rules.simulate import simulate
 from rules.validate import load_rules
-from rules.yamlpos import format_path
 
 
 def register(commands: Any) -> None:
@@ -84,21 +81,6 @@ def _moment(text: str, what: str) -> datetime:
     return moment.astimezone(UTC)
 
 
-def _read_intent(file: Path) -> Intent:
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ValueError(f"{file}: cannot read: {exc.strerror}") from None
-    try:
-        return Intent.model_validate_json(text)
-    except ValidationError as exc:
-        lines = [
-            f"{file}: {format_path(tuple(e['loc'])) if e['loc'] else '(body)'}: {_clean(e['msg'])}"
-            for e in exc.errors()
-        ]
-        raise ValueError("invalid intent\n" + "\n".join(lines)) from None
-
-
 def _clean(message: str) -> str:
     return message.removeprefix("Value error, ")
 
@@ -108,7 +90,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     if rules is None:
         return 1
     try:
-        intent = _read_intent(args.intent)
+        intent = read_intent(args.intent)
         start = _moment(args.at, "--at") if args.at else datetime.now(UTC)
         respond_at = _respond_at(args.respond_at, start)
         fail = [Channel(c) for c in args.fail if c in set(Channel)]

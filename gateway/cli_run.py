@@ -82,31 +82,36 @@ def _serve(settings: Settings, url: str, host: str | None, port: int | None) -> 
     return 0
 
 
-def run_serve(args: argparse.Namespace) -> int:
+def _production(args: argparse.Namespace, command: str) -> tuple[Settings, str] | None:
+    """Settings for `serve` and `worker`: no development key, and a Redis they are told about."""
     _logging()
     settings = _settings(args.config, dev_key=False)
     if settings is None:
-        return 1
+        return None
     if not settings.redis_url:
-        print("parley serve: set REDIS_URL (or redis.url in the config)", file=sys.stderr)
+        print(f"parley {command}: set REDIS_URL (or redis.url in the config)", file=sys.stderr)
+        return None
+    return settings, settings.redis_url
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    found = _production(args, "serve")
+    if found is None:
         return 1
+    settings, url = found
     if not settings.tenants:
         print(
             "parley serve: no tenants configured; every call would be refused (see docs/deployment.md)", file=sys.stderr
         )
         return 1
-    return _serve(settings, settings.redis_url, args.host, args.port)
+    return _serve(settings, url, args.host, args.port)
 
 
 def run_worker(args: argparse.Namespace) -> int:
-    _logging()
-    settings = _settings(args.config, dev_key=False)
-    if settings is None:
+    found = _production(args, "worker")
+    if found is None:
         return 1
-    if not settings.redis_url:
-        print("parley worker: set REDIS_URL (or redis.url in the config)", file=sys.stderr)
-        return 1
-    url = settings.redis_url
+    settings, url = found
     try:
         install(runtime_for(settings, url))  # builds every provider now: a missing secret stops here
     except ProviderConfigError as exc:
