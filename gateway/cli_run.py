@@ -149,6 +149,9 @@ def run_up(args: argparse.Namespace) -> int:
             "development key: tenant 'dev' accepts 'Authorization: Bearer %s' (configure tenants for real use)", DEV_KEY
         )
     log.info("Parley on http://%s:%s (API docs at /docs)", host, port)
+    # uvicorn re-raises SIGTERM after its graceful shutdown; turn it into an exit so the
+    # worker and the embedded Redis below are stopped instead of left running.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         return _serve(settings, url, host, port)
     finally:
