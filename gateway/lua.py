@@ -4,9 +4,10 @@ Keys of one notification are derived inside a script only from its id and the
 fixed prefix (parley:n:<id>...), which is fine on one Redis (not on a cluster).
 """
 
-# KEYS: notification, idempotency, correlation, due, policy, phone index (= notification key when none)
+# KEYS: notification, idempotency, correlation, due, policy, phone index (= notification key when none),
+#       metrics (the intents-accepted counter is bumped here, not in a second round trip)
 # ARGV: id, body_hash ('' = no idempotency key), due_ms, policy_json ('' = assume stored),
-#       policy_ttl_s, idem_ttl_s, corr_ttl_s, field, value, ...
+#       policy_ttl_s, idem_ttl_s, corr_ttl_s, counter field, field, value, ...
 CREATE = """
 if ARGV[2] ~= '' then
   local prior = redis.call('GET', KEYS[2])
@@ -16,7 +17,7 @@ if redis.call('EXPIRE', KEYS[5], ARGV[5]) == 0 then
   if ARGV[4] == '' then return {'need_policy'} end
   redis.call('SET', KEYS[5], ARGV[4], 'EX', ARGV[5])
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 8))
+redis.call('HSET', KEYS[1], unpack(ARGV, 9))
 if ARGV[2] ~= '' then
   redis.call('SET', KEYS[2], ARGV[1] .. ' ' .. ARGV[2], 'EX', ARGV[6])
 end
@@ -29,6 +30,7 @@ if KEYS[6] ~= KEYS[1] then
   redis.call('EXPIRE', KEYS[6], ARGV[7])
 end
 redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])
+redis.call('HINCRBY', KEYS[7], ARGV[8], 1)
 return {'created'}
 """
 
@@ -104,7 +106,9 @@ local function RELEASE(id, ttl)
 end
 """
 
-# Schedule the next look, or finish. KEYS: the family
+# Schedule the next look, or finish. KEYS: the family, then the policy snapshot
+# ARGV: id, token, next_due_ms ('' = none), final_status ('' = still active), final_at, reason,
+#       retention_s, index_ttl_s, policy_ttl_s
 # ARGV: id, token, next_due_ms ('' = none), final_status ('' = still active), final_at, reason, retention_s
 ADVANCE = (
     _RELEASE
@@ -119,6 +123,11 @@ if ARGV[4] == '' then
     redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
   end
   redis.call('HSET', KEYS[1], 'due', ARGV[3])
+  -- still running: its indexes and policy snapshot must outlive its next step
+  for _, i in ipairs({3, 6}) do
+    if KEYS[i] ~= KEYS[1] then redis.call('EXPIRE', KEYS[i], ARGV[8], 'GT') end
+  end
+  redis.call('EXPIRE', KEYS[7], ARGV[9], 'GT')
   return 1
 end
 redis.call('HSET', KEYS[1], 'status', ARGV[4], 'final_at', ARGV[5], 'final_reason', ARGV[6], 'due', '')

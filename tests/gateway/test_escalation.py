@@ -115,3 +115,16 @@ def test_a_stale_job_does_nothing(harness: Harness) -> None:
 
     run_batch([[leased[0].id, leased[0].due_ms, leased[0].token]])  # the first worker wakes up late
     assert harness.sent(nid) == sent
+
+
+def test_a_long_wait_keeps_the_notification_reachable_by_correlation_key(harness: Harness) -> None:
+    """Retention is 7 days; a 10-day wait must not let the correlation index expire meanwhile."""
+    from gateway import keys
+
+    nid = harness.notify(event="slow.reminder", correlation_key="conversation:long")
+    harness.work()
+    ttl = harness.redis.ttl(keys.correlation("acme", "conversation:long"))
+    assert ttl > 10 * 86400
+    harness.at(timedelta(days=9))
+    response = harness.call("POST", "/v1/events", json={"type": "responded", "correlation_key": "conversation:long"})
+    assert response.json()["stopped"] == [nid]
