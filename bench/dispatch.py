@@ -1,0 +1,88 @@
+"""Dispatch: notifications whose first step reaches the outbox per second, with 1 and 2 workers,
+against a plain redis-py loop moving the same number of job payloads through a Redis list."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from typing import Any
+
+import redis
+
+from bench.env import BenchError, Env, cpu_seconds
+from bench.scenario import intent_json
+from bench.seed import release, seed
+from gateway import metrics
+
+EVENT = "bench.dispatch"
+SENT = metrics.send_field("email", "delivered")  # the dispatch policy's first step: one email
+QUEUE, OUTBOX = "bench:queue", "bench:outbox"
+
+
+def baseline(env: Env, count: int) -> tuple[float, float]:
+    """Payloads/s of one process popping a job, decoding it and pushing a message, one round trip each;
+    and its CPU µs per payload."""
+    client = redis.Redis.from_url(env.server.url)
+    try:
+        pipe = client.pipeline(transaction=False)
+        for i in range(count):
+            pipe.lpush(QUEUE, intent_json(i, EVENT))
+        pipe.execute()
+        started, cpu = time.perf_counter(), time.process_time()
+        for _ in range(count):
+            popped = client.brpop([QUEUE], timeout=5)
+            if popped is None:
+                raise BenchError("baseline: the queue ran dry early")
+            job = json.loads(popped[1])
+            message = {"to": job["recipient"]["email"], "template": "inquiry-new", "at": time.time()}
+            client.lpush(OUTBOX, json.dumps(message))
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+        client.delete(QUEUE, OUTBOX)
+        return count / elapsed, cpu * 1e6 / count
+    finally:
+        client.close()
+
+
+def parley(env: Env, workers: list[subprocess.Popen[bytes]], count: int, timeout: float = 300.0) -> tuple[float, float]:
+    """First steps/s: seed parked notifications, make them all due at once, wait for every send;
+    and the workers' CPU µs per notification."""
+    ids = seed(env, EVENT, count)
+    before = env.counter(SENT)
+    cpu = cpu_seconds(*(w.pid for w in workers))
+    started = time.time()
+    release(env.client, ids, int(started * 1000))
+    while env.counter(SENT) < before + count:
+        if time.time() - started > timeout:
+            raise BenchError(f"dispatch: only {env.counter(SENT) - before} of {count} sent in {timeout:.0f} s")
+        time.sleep(0.005)
+    elapsed = time.time() - started
+    cpu = cpu_seconds(*(w.pid for w in workers)) - cpu
+    _drain(env)
+    env.clear()
+    return count / elapsed, cpu * 1e6 / count
+
+
+def _drain(env: Env, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while env.queue_depth() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def run(env: Env, count: int) -> dict[str, Any]:
+    loop, loop_cpu = baseline(env, count)
+    runs: dict[int, tuple[float, float]] = {}
+    started = env.workers(1)
+    try:
+        runs[1] = parley(env, started, count)
+        started += env.workers(1)
+        runs[2] = parley(env, started, count)
+    finally:
+        env.stop_all(started)
+    per_worker = {k: rate / k / loop for k, (rate, _) in runs.items()}
+    return {
+        "ratio_per_worker": min(per_worker.values()), "baseline_per_s": loop, "notifications": count,
+        "baseline_cpu_us": loop_cpu, "cpu_ratio": loop_cpu / runs[1][1],
+        **{f"workers_{k}": {"per_s": rate, "ratio_per_worker": per_worker[k], "cpu_us": cpu}
+           for k, (rate, cpu) in runs.items()},
+    }  # fmt: skip

@@ -1,0 +1,104 @@
+"""The machine, the targets, the table and the JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+Check = Callable[[dict[str, Any]], bool]
+
+TARGETS: dict[str, tuple[str, Check]] = {
+    "ingest": ("≥ 0.6 of bare, p99 < 50 ms", lambda r: r["ratio"] >= 0.6 and r["p99_ms"] < 50),
+    "dispatch": ("≥ 0.5 of the loop per worker", lambda r: r["ratio_per_worker"] >= 0.5),
+    "timers": ("p99 ≤ 250 ms, none early", lambda r: r["p99_ms"] <= 250 and r["early"] == 0 and r["missing"] == 0),
+    "footprint": ("≤ 2 KiB", lambda r: r["bytes_per_notification"] <= 2048),
+    "stop_race": ("0 late sends", lambda r: r["late_sends"] == 0 and r["not_stopped"] == 0),
+}
+
+
+def machine(valkey_version: str) -> dict[str, Any]:
+    cpu = next((line.split(":", 1)[1].strip() for line in _lines("/proc/cpuinfo") if line.startswith("model name")), "")
+    mem_kb = next((int(line.split()[1]) for line in _lines("/proc/meminfo") if line.startswith("MemTotal")), 0)
+    wrk = shutil.which("wrk")
+    wrk_version = ""
+    if wrk:
+        done = subprocess.run([wrk, "--version"], capture_output=True, text=True, check=False)
+        wrk_version = (done.stdout or done.stderr).splitlines()[0] if (done.stdout or done.stderr) else ""
+    return {
+        "nproc": os.cpu_count(), "cpu": cpu or platform.processor(), "memory_gib": round(mem_kb / 1024**2, 1),
+        "python": platform.python_version(), "valkey": valkey_version, "wrk": wrk_version,
+        "os": f"{platform.system()} {platform.release()}",
+    }  # fmt: skip
+
+
+def _lines(path: str) -> list[str]:
+    try:
+        return Path(path).read_text().splitlines()
+    except OSError:
+        return []
+
+
+def verdicts(results: dict[str, Any]) -> dict[str, bool]:
+    ran = {name: r for name, r in results.items() if name in TARGETS and "error" not in r}
+    return {name: TARGETS[name][1](r) for name, r in ran.items()}
+
+
+def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(measurement, Parley, baseline, target) lines for whatever ran."""
+    out: list[tuple[str, str, str, str]] = []
+    r = results
+    if "ratio" in r.get("ingest", {}):
+        i = r["ingest"]
+        out.append(("ingest req/s", f"{i['rps']:.0f} ({i['ratio']:.2f}x)", f"{i['bare']['rps']:.0f} bare", ""))
+        out.append(("ingest p50 / p99", f"{i['p50_ms']:.1f} / {i['p99_ms']:.1f} ms",
+                    f"{i['bare']['p50_ms']:.1f} / {i['bare']['p99_ms']:.1f} ms", TARGETS["ingest"][0]))  # fmt: skip
+        out.append(("ingest CPU per request", f"{i['cpu_us_per_request']:.0f} µs",
+                    f"{i['bare']['cpu_us_per_request']:.0f} µs bare", ""))  # fmt: skip
+    if "ratio_per_worker" in r.get("dispatch", {}):
+        d = r["dispatch"]
+        for k in (1, 2):
+            w = d[f"workers_{k}"]
+            out.append((f"dispatch, {k} worker(s)", f"{w['per_s']:.0f}/s ({w['ratio_per_worker']:.2f}x per worker)",
+                        f"{d['baseline_per_s']:.0f}/s loop", TARGETS["dispatch"][0] if k == 2 else ""))  # fmt: skip
+        out.append(("dispatch CPU per notification", f"{d['workers_1']['cpu_us']:.0f} µs (1 worker)",
+                    f"{d['baseline_cpu_us']:.0f} µs loop", ""))  # fmt: skip
+    if "p99_ms" in r.get("timers", {}):
+        t = r["timers"]
+        out.append((f"timers ({t['escalations']} in {t['window_s']:.0f} s)",
+                    f"p50 {t['p50_ms']:.0f} / p99 {t['p99_ms']:.0f} / max {t['max_ms']:.0f} ms, {t['early']} early",
+                    "due time", TARGETS["timers"][0]))  # fmt: skip
+    if "bytes_per_notification" in r.get("footprint", {}):
+        f = r["footprint"]
+        out.append(("footprint per notification", f"{f['bytes_per_notification']:.0f} B waiting, "
+                    f"{f['bytes_at_creation']:.0f} B created", f"{f['intent_bytes']:.0f} B intent",
+                    TARGETS["footprint"][0]))  # fmt: skip
+    if "late_sends" in r.get("stop_race", {}):
+        s = r["stop_race"]
+        out.append((f"stop race ({s['notifications']})", f"{s['late_sends']} late, {s['sends_before_stop']} before stop",
+                    f"ack p99 {s['ack']['p99_ms']:.0f} ms", TARGETS["stop_race"][0]))  # fmt: skip
+    return out
+
+
+def table(results: dict[str, Any]) -> str:
+    met = verdicts(results)
+    lines = [("measurement", "Parley", "baseline", "target"), *rows(results)]
+    widths = [max(len(line[c]) for line in lines) for c in range(4)]
+    text = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in lines]
+    text.insert(1, "  ".join("-" * w for w in widths))
+    text.append("")
+    text += [f"{name}: {'met' if ok else 'MISSED'}" for name, ok in met.items()]
+    text += [f"{name}: error: {r['error']}" for name, r in results.items() if isinstance(r, dict) and "error" in r]
+    load = results.get("machine", {}).get("load_at_start", 0.0)
+    if load > 0.5:
+        text.append(f"note: the machine was busy when the run started (load average {load:.1f}); timings suffer")
+    return "\n".join(text)
+
+
+def write_json(path: Path, results: dict[str, Any]) -> None:
+    path.write_text(json.dumps({**results, "targets_met": verdicts(results)}, indent=2, default=str) + "\n")
