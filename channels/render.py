@@ -10,24 +10,36 @@ channel's limits are checked on the result (channels/limits.py).
 
 from __future__ import annotations
 
+import os
 import re
-from dataclasses import dataclass
-from functools import lru_cache
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jinja2 import TemplateError
+from jinja2 import Template, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
 from channels import limits
 from channels.formatting import formatting
 from channels.sms_encoding import SmsInfo
-from channels.templating import PARTS, Environments, RenderError, line_of, naming, required
+from channels.templating import PART_FILES, PARTS, Environments, RenderError, line_of, naming, required
 from rules.intent import Intent, Person
 from rules.model import Channel
 from rules.template_options import DEFAULT_LOCALE, OptionsError, TemplateOptions, read_options
 
-__all__ = ["PARTS", "RenderError", "Rendered", "Renderer", "UnknownTemplate", "context_for", "locale_chain"]
+__all__ = [
+    "DELIVERY_RECHECK_S",
+    "PARTS",
+    "RenderError",
+    "Rendered",
+    "Renderer",
+    "UnknownTemplate",
+    "context_for",
+    "locale_chain",
+]
+DELIVERY_RECHECK_S = 1.0  # how long a delivery process trusts its scan of a template folder
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
@@ -63,18 +75,41 @@ def locale_chain(locale: str, default: str = DEFAULT_LOCALE) -> list[str]:
     return [*dict.fromkeys([*chain, default])]
 
 
+Signature = tuple[tuple[str, int, int], ...]  # (relative path, mtime_ns, size) of everything a render reads
+
+
+@dataclass
+class _Folder:
+    """What a render needs of one template folder, as scanned; compiled parts are kept until it changes."""
+
+    signature: Signature
+    locales: dict[str, str]  # normalised tag -> folder name
+    files: frozenset[str]  # "locale/part-file" present
+    options: TemplateOptions | OptionsError
+    checked: float  # monotonic time of the last scan
+    compiled: dict[str, Template] = field(default_factory=dict)
+    push_data: dict[str, list[tuple[str, Template]]] = field(default_factory=dict)
+
+
 class Renderer:
-    def __init__(self, root: Path) -> None:
+    """Renders template parts. `recheck`: seconds a folder's scan (which files exist, their mtimes, compiled
+    parts) is trusted before it is scanned again; 0 scans on every render (previews, the CLI), a delivery
+    process uses about a second so that an operator's edit is picked up within that time without stat
+    calls on every render."""
+
+    def __init__(self, root: Path, recheck: float = 0.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.root = root
         self.envs = Environments(root)
+        self.recheck = recheck
+        self.clock = clock
+        self._folders: dict[str, _Folder] = {}
 
     def options(self, template: str) -> TemplateOptions:
-        folder = self.folder(template)
-        meta = folder / "template.yaml"
-        try:
-            return _options(folder, meta.stat().st_mtime_ns if meta.is_file() else 0)
-        except OptionsError as exc:
-            raise RenderError(f"template {template!r} has an invalid {meta}: {exc}") from None
+        options = self._folder(template).options
+        if isinstance(options, OptionsError):
+            meta = self.root / template / "template.yaml"
+            raise RenderError(f"template {template!r} has an invalid {meta}: {options}") from None
+        return options
 
     def folder(self, template: str) -> Path:
         folder = self.root / template
@@ -98,11 +133,10 @@ class Renderer:
 
     def pick_locale(self, template: str, channel: Channel, wanted: str, default: str) -> str:
         """The first locale folder in the fallback chain that has every required part of `channel`."""
-        folder = self.folder(template)
-        folders = {_norm(p.name): p.name for p in folder.iterdir() if p.is_dir()}
+        scanned = self._folder(template)
         for tag in locale_chain(wanted, default):
-            found = folders.get(_norm(tag))
-            if found and all((folder / found / file).is_file() for file in required(channel)):
+            found = scanned.locales.get(_norm(tag))
+            if found and all(f"{found}/{file}" in scanned.files for file in required(channel)):
                 return found
         files = " and ".join(required(channel))
         raise RenderError(
@@ -110,25 +144,49 @@ class Renderer:
             f"({', '.join(locale_chain(wanted, default))})"
         )
 
+    def _folder(self, template: str) -> _Folder:
+        """The folder's scan: reused for `recheck` seconds, then rescanned (compiled parts kept if nothing changed)."""
+        now = self.clock()
+        known = self._folders.get(template)
+        if known is not None and now - known.checked < self.recheck:
+            return known
+        folder = self.folder(template)
+        signature, locales, files = _scan(folder)
+        if known is not None and known.signature == signature:
+            known.checked = now
+            return known
+        try:
+            options: TemplateOptions | OptionsError = read_options(folder)
+        except OptionsError as exc:
+            options = exc
+        scanned = _Folder(signature, locales, files, options, now)
+        self._folders[template] = scanned
+        return scanned
+
     def _parts(self, template: str, locale: str, channel: Channel, context: dict[str, Any]) -> dict[str, str]:
+        scanned = self._folder(template)
         rendered: dict[str, str] = {}
         for part, file in PARTS[channel].items():
-            name = f"{template}/{locale}/{file}"
-            if not (self.root / name).is_file():
+            if f"{locale}/{file}" not in scanned.files:
                 continue
-            text = self._part(name, file, context)
+            name = f"{template}/{locale}/{file}"
+            text = self._part(scanned, name, file, context)
             if not text and not part.endswith("?"):
                 raise RenderError(f"{name}: rendered to nothing")
             if text:
                 rendered[part.rstrip("?")] = text
         return rendered
 
-    def _part(self, name: str, file: str, context: dict[str, Any]) -> str:
+    def _part(self, scanned: _Folder, name: str, file: str, context: dict[str, Any]) -> str:
         env = self.envs.for_file(file)
         try:
             if file == "push.data.yaml":
-                return self._push_data(env, name, context)
-            return env.get_template(name).render(context).strip()
+                return self._push_data(scanned, env, name, context)
+            compiled = scanned.compiled.get(name)
+            if compiled is None:
+                # compiled from the file as it is now (the environment's own cache would stat it on every use)
+                compiled = scanned.compiled[name] = env.loader.load(env, name, env.make_globals(None))  # type: ignore[union-attr]
+            return compiled.render(context).strip()
         except RenderError:
             raise
         except Exception as exc:  # operator-written template code: any failure is the template's
@@ -136,24 +194,61 @@ class Renderer:
             message = exc.message if isinstance(exc, TemplateError) and exc.message else f"{type(exc).__name__}: {exc}"
             raise RenderError(f"{name}{f':{line}' if line else ''}: {message}") from None
 
-    def _push_data(self, env: SandboxedEnvironment, name: str, context: dict[str, Any]) -> str:
-        source = (self.root / name).read_text(encoding="utf-8")
+    def _push_data(self, scanned: _Folder, env: SandboxedEnvironment, name: str, context: dict[str, Any]) -> str:
+        values = scanned.push_data.get(name)
+        if values is None:
+            source = (self.root / name).read_text(encoding="utf-8")
+            values = []
+            for key, value in limits.push_data_source(source, name).items():
+                try:
+                    values.append((key, env.from_string(value)))
+                except TemplateError as exc:
+                    raise RenderError(f"{name}: {key}: {exc.message or type(exc).__name__}") from None
+            scanned.push_data[name] = values
         rendered = {}
-        for key, value in limits.push_data_source(source, name).items():
+        for key, compiled in values:
             try:
-                rendered[key] = env.from_string(value).render(context).strip()
+                rendered[key] = compiled.render(context).strip()
             except TemplateError as exc:
                 raise RenderError(f"{name}: {key}: {exc.message or type(exc).__name__}") from None
         return limits.push_data(rendered)
 
 
+def _scan(folder: Path) -> tuple[Signature, dict[str, str], frozenset[str]]:
+    """The locale folders and part files of a template folder, with the mtime and size of each."""
+    signature: list[tuple[str, int, int]] = []
+    locales: dict[str, str] = {}
+    files: set[str] = set()
+    top = os.stat(folder)
+    signature.append((".", top.st_mtime_ns, top.st_size))
+    with os.scandir(folder) as entries:
+        for entry in sorted(entries, key=lambda e: e.name):
+            try:
+                if entry.name == "template.yaml" and entry.is_file():
+                    meta = entry.stat()
+                    signature.append((entry.name, meta.st_mtime_ns, meta.st_size))
+                elif entry.is_dir():
+                    locales.setdefault(_norm(entry.name), entry.name)
+                    signature.extend(_scan_locale(entry.path, entry.name, files))
+            except OSError:  # removed meanwhile
+                continue
+    return tuple(signature), locales, frozenset(files)
+
+
+def _scan_locale(path: str, locale: str, files: set[str]) -> list[tuple[str, int, int]]:
+    info = os.stat(path)
+    signature = [(locale, info.st_mtime_ns, info.st_size)]
+    with os.scandir(path) as entries:
+        for entry in sorted(entries, key=lambda e: e.name):
+            if entry.name in PART_FILES and entry.is_file():
+                stat = entry.stat()
+                files.add(f"{locale}/{entry.name}")
+                signature.append((f"{locale}/{entry.name}", stat.st_mtime_ns, stat.st_size))
+    return signature
+
+
 def _norm(tag: str) -> str:
     return tag.replace("_", "-").lower()
-
-
-@lru_cache(maxsize=256)
-def _options(folder: Path, mtime_ns: int) -> TemplateOptions:
-    return read_options(folder)
 
 
 def context_for(intent: Intent, who: Person) -> dict[str, Any]:

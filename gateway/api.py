@@ -20,7 +20,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from channels.render import Renderer
+from channels.render import DELIVERY_RECHECK_S, Renderer
 from gateway import keys, metrics, webhooks
 from gateway.api_templates import templates_router
 from gateway.config import Settings, Tenant
@@ -89,14 +89,12 @@ def create_app(
 
     app = FastAPI(title="Parley", version="0.1.0", lifespan=lifespan, description="Notifications that get answered.")
     app.state.store, app.state.holder, app.state.settings, app.state.clock = store, holder, settings, now
-    app.state.renderer, app.state.startup, app.state.background = Renderer(settings.templates_dir), [], []
+    app.state.renderer, app.state.startup, app.state.background = (
+        Renderer(settings.templates_dir, DELIVERY_RECHECK_S),
+        [],
+        [],
+    )
     _errors(app)
-    app.include_router(templates_router(settings))
-    webhooks.install(app)
-    # Imported here: masking's routes use this module's Auth and ApiError.
-    from masking import wiring as masking_wiring
-
-    masking_wiring.install(app, settings, store, now, telephony)
 
     @app.post("/v1/notifications", status_code=202)
     async def create(
@@ -142,6 +140,14 @@ def create_app(
         if stored is None:
             raise ApiError(404, "not_found", f"no notification {nid!r}")
         return stored
+
+    # The hot endpoint is registered before the included routers: routes are matched in order.
+    app.include_router(templates_router(settings))
+    webhooks.install(app)
+    # Imported here: masking's routes use this module's Auth and ApiError.
+    from masking import wiring as masking_wiring
+
+    masking_wiring.install(app, settings, store, now, telephony)
 
     @app.get("/v1/notifications/{nid}")
     async def show(nid: str, who: Auth) -> dict[str, Any]:

