@@ -104,7 +104,8 @@ def create_app(
         loaded = holder.current
         if loaded is None:
             raise ApiError(503, "rules_unavailable", "no valid rules are loaded")
-        policy = loaded.rules.select(intent.match_fields())
+        plain = intent.match_fields()  # one dump serves policy matching and the idempotency hash
+        policy = loaded.rules.select(plain)
         if policy is None:
             where, msg = (
                 (("policy",), f"unknown policy {intent.policy!r}")
@@ -113,9 +114,10 @@ def create_app(
             )
             raise ApiError(422, "validation_failed", msg, detail=[{"path": format_path(where), "message": msg}])
         nid = "n_" + uuid.uuid4().hex
-        # Canonical JSON: the same intent with its keys in another order is the same request.
-        canonical = json.dumps(intent.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-        body_hash = hashlib.sha256(canonical.encode()).hexdigest()
+        body_hash = ""
+        if idempotency_key:  # canonical JSON: the same intent with keys in another order is the same request
+            canonical = json.dumps(plain, sort_keys=True, separators=(",", ":"))
+            body_hash = hashlib.sha256(canonical.encode()).hexdigest()
         at = now()
         fields = notification_fields(who.name, policy, loaded.versions[policy.name], intent, at)
         created = await store.create(
