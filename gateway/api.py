@@ -266,11 +266,17 @@ def _errors(app: FastAPI) -> None:
         return JSONResponse({"error": error, "message": str(exc.detail)}, status_code=exc.status_code)
 
 
-async def _follow_reloads(store: Store, holder: RulesHolder, every: float = 2.0) -> None:
-    """Another API process reloaded the rules: load them here too, so all processes agree."""
+async def _follow_reloads(store: Store, holder: RulesHolder, every: float = 0.5) -> None:
+    """Keep every API process on the same rules: reload when SIGHUP asked for it (and tell the
+    others), or when another process reloaded (it bumped the generation)."""
     while True:
         await asyncio.sleep(every)
         with contextlib.suppress(Exception):
+            if holder.hangup:
+                holder.hangup = False
+                if not holder.reload():
+                    holder.generation = await store.bump_rules_generation()
+                continue
             generation = await store.rules_generation()
             if generation > holder.generation:
                 holder.generation = generation

@@ -75,7 +75,7 @@ def _serve(settings: Settings, url: str, host: str | None, port: int | None) -> 
     except ProviderConfigError as exc:
         print(f"parley: {exc}", file=sys.stderr)
         return 1
-    signal.signal(signal.SIGHUP, lambda *_: holder.reload())
+    holder.listen_for_hangup()
     app = create_app(settings, store, holder, telephony=telephony_for(registry))
     app.state.slack_acknowledged = slack_updater_for(registry)
     uvicorn.run(app, host=host or settings.server.host, port=port or settings.server.port, log_level="info")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import signal
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -32,6 +33,11 @@ class RulesHolder:
         self.settings = settings
         self.current: Loaded | None = None
         self.generation = 0
+        self.hangup = False  # set by SIGHUP; the API's reload watcher acts on it (a signal handler cannot await)
+
+    def listen_for_hangup(self) -> None:
+        """SIGHUP asks for a reload, which the API then shares with every other API process."""
+        signal.signal(signal.SIGHUP, lambda *_: setattr(self, "hangup", True))
 
     def reload(self) -> list[Problem]:
         """Load the rules file; on any problem keep what we had and return the problems."""

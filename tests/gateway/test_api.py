@@ -118,3 +118,23 @@ def test_health_readiness_and_metrics(harness: Harness) -> None:
     assert 'parley_sends_total{channel="email",outcome="delivered"} 1.0' in text
     assert "parley_timer_lateness_seconds_count 1.0" in text
     assert "parley_due_notifications 1.0" in text
+
+
+def test_sighup_reloads_and_tells_the_other_api_processes(harness: Harness) -> None:
+    import os
+    import signal
+    import time
+
+    before = harness.holder.current.versions["inquiry"]  # type: ignore[union-attr]
+    write_config(harness.settings.path.parent, RULES.replace("wait: 15m", "wait: 20m"))
+    previous = signal.getsignal(signal.SIGHUP)
+    harness.holder.listen_for_hangup()
+    try:
+        os.kill(os.getpid(), signal.SIGHUP)
+        deadline = time.monotonic() + 5
+        while harness.holder.current.versions["inquiry"] == before and time.monotonic() < deadline:  # type: ignore[union-attr]
+            time.sleep(0.05)
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+    assert harness.holder.current.versions["inquiry"] != before  # type: ignore[union-attr]
+    assert int(harness.redis.get("parley:rules:generation") or 0) == 1  # the others are told
