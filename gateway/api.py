@@ -160,22 +160,13 @@ def create_app(
     async def event(nid: str, body: EventIn, who: Auth) -> dict[str, Any]:
         stored = await owned(who, nid)
         result = await store.stop(who.name, stored, body.type, now(), source="api")
-        if result == "stopped":
-            await store.count(metrics.stop_field(body.type))
         after = await owned(who, nid)
         return {"id": nid, "status": after.status.value, "result": result}
 
     @app.post("/v1/events")
     async def correlated(body: CorrelatedEventIn, who: Auth) -> dict[str, Any]:
-        results: dict[str, list[str]] = {"stopped": [], "recorded": [], "inactive": []}
-        for nid in await store.correlated(who.name, body.correlation_key):
-            stored = await store.load_for(who.name, nid)
-            if stored is None:
-                continue
-            result = await store.stop(who.name, stored, body.type, now(), source="api")
-            results.setdefault(result, []).append(nid)
-        if results["stopped"]:
-            await store.count(metrics.stop_field(body.type), amount=len(results["stopped"]))
+        ids = await store.correlated(who.name, body.correlation_key)
+        results = await store.stop_all(who.name, ids, body.type, now(), source="api")
         return {"correlation_key": body.correlation_key, **{k: v for k, v in results.items() if k != "missing"}}
 
     @app.get("/v1/outbox")

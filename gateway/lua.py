@@ -137,7 +137,8 @@ return 1
 """
 )
 
-# A response or cancel. KEYS: the family
+# A response or cancel; a stop is counted in the metrics hash as it happens.
+# KEYS: the family, then the metrics hash; ARGV: id, tenant, type, event_json, final_at, retention_s, metric_field
 # ARGV: id, tenant, type, event_json, final_at, retention_s
 STOP = (
     _RELEASE
@@ -152,6 +153,7 @@ redis.call('HSET', KEYS[1], 'status', 'stopped', 'final_at', ARGV[5], 'final_rea
 redis.call('HINCRBY', KEYS[1], 'token', 1)
 redis.call('ZREM', KEYS[2], ARGV[1])
 RELEASE(ARGV[1], ARGV[6])
+redis.call('HINCRBY', KEYS[7], ARGV[7], 1)
 return 'stopped'
 """
 )

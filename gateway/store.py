@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -216,8 +217,20 @@ class Store:
         'stopped', 'recorded' (kept running), 'inactive' (already over) or 'missing'."""
         nid = stored.id
         event = json.dumps({"type": kind.value, "at": at.isoformat(), "source": source})
-        args = [nid, tenant, kind.value, event, at.isoformat(), self.retention_s]
-        return str(await self._run("STOP", self._family(stored), args))
+        args = [nid, tenant, kind.value, event, at.isoformat(), self.retention_s, metrics.stop_field(kind)]
+        return str(await self._run("STOP", [*self._family(stored), keys.METRICS], args))
+
+    async def stop_all(
+        self, tenant: str, ids: list[str], kind: StopEvent, at: datetime, source: str,
+        only: Callable[[Stored], bool] | None = None,
+    ) -> dict[str, list[str]]:  # fmt: skip
+        """`stop` for each of the tenant's notifications in `ids` (that `only` accepts), by result."""
+        results: dict[str, list[str]] = {"stopped": [], "recorded": [], "inactive": []}
+        for nid in ids:
+            stored = await self.load_for(tenant, nid)
+            if stored is not None and (only is None or only(stored)):
+                results.setdefault(await self.stop(tenant, stored, kind, at, source), []).append(nid)
+        return results
 
     async def correlated(self, tenant: str, correlation_key: str) -> list[str]:
         return sorted(str(m) for m in await self.r.smembers(keys.correlation(tenant, correlation_key)))
@@ -286,9 +299,3 @@ class TimerStore:
     def next_due_ms(self) -> int | None:
         first = self.r.zrange(keys.DUE, 0, 0, withscores=True)
         return int(first[0][1]) if first else None
-
-    def observe_lateness(self, fields: dict[str, int]) -> None:
-        pipe = self.r.pipeline(transaction=False)
-        for field, amount in fields.items():
-            pipe.hincrby(keys.METRICS, field, amount)
-        pipe.execute()

@@ -106,13 +106,9 @@ async def twilio_sms(request: Request) -> Response:
         )
     if keyword in STOP_WORDS:
         return _twiml()  # unsubscribing is not an answer; other channels carry on
-    stopped = 0
-    for nid in await store.by_phone(tenant.name, sender):
-        stored = await store.load_for(tenant.name, nid)
-        if stored is not None and stored.intent.recipient.phone == sender:
-            stopped += await store.stop(tenant.name, stored, StopEvent.RESPONDED, clock(), source="sms") == "stopped"
-    if stopped:
-        await store.count(metrics.stop_field(StopEvent.RESPONDED), amount=stopped)
+    ids = await store.by_phone(tenant.name, sender)
+    await store.stop_all(tenant.name, ids, StopEvent.RESPONDED, clock(), source="sms",
+                         only=lambda stored: stored.intent.recipient.phone == sender)  # fmt: skip
     return _twiml()
 
 
@@ -131,9 +127,7 @@ async def slack_interactions(request: Request) -> Response:
     user = payload.get("user", {})
     who = user.get("username") or user.get("name") or user.get("id", "someone")
     now = clock()
-    result = await store.stop(stored.tenant, stored, StopEvent.ACKNOWLEDGED, now, source=f"slack:{user.get('id', '')}")
-    if result == "stopped":
-        await store.count(metrics.stop_field(StopEvent.ACKNOWLEDGED))
+    await store.stop(stored.tenant, stored, StopEvent.ACKNOWLEDGED, now, source=f"slack:{user.get('id', '')}")
     updater = getattr(request.app.state, "slack_acknowledged", None)
     if updater is not None:
         await updater(payload, who, now)

@@ -34,29 +34,19 @@ COALESCE_S = 0.05  # after leasing a partial batch: lets steps falling due meanw
 
 _runtime: Runtime | None = None
 _loop: asyncio.AbstractEventLoop | None = None
-_bootstrap: Callable[[], Runtime] | None = None
 
 
-def install(
-    runtime: Runtime | None = None, bootstrap: Callable[[], Runtime] | None = None
-) -> asyncio.AbstractEventLoop:
-    """Give this process the runtime its jobs use (or how to build it on the first job)."""
-    global _runtime, _loop, _bootstrap
-    _runtime, _bootstrap = runtime, bootstrap
-    _loop = asyncio.new_event_loop()
+def install(runtime: Runtime) -> asyncio.AbstractEventLoop:
+    """Give this process the runtime its jobs use, and the one event loop they run on."""
+    global _runtime, _loop
+    _runtime, _loop = runtime, asyncio.new_event_loop()
     return _loop
 
 
 def run_batch(items: list[list[Any]]) -> int:
     """The RQ job: run each leased notification once. Returns how many it looked at."""
-    global _runtime
-    if _loop is None:
-        install()
-    assert _loop is not None
-    if _runtime is None:
-        if _bootstrap is None:
-            raise RuntimeError("worker runtime not installed (start workers with `parley worker`)")
-        _runtime = _bootstrap()
+    if _runtime is None or _loop is None:
+        raise RuntimeError("worker runtime not installed (start workers with `parley worker`)")
     rt = _runtime
     leased = [Leased(str(i[0]), int(i[1]), int(i[2])) for i in items]
     _loop.run_until_complete(_run_all(rt, leased))

@@ -16,7 +16,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from channels.render import RenderError
-from gateway import metrics
 from gateway.masking_store import MaskingStore
 from gateway.records import mask
 from gateway.signatures import public_url, twilio_form
@@ -106,11 +105,7 @@ async def escalation_answered(request: Request, notification: str, attempt: str)
     except RenderError as exc:
         log.error("escalation call %s: %s", notification, exc)
         return _xml(twiml.hangup())
-    result = await store.stop(
-        stored.tenant, stored, StopEvent.RESPONDED, request.app.state.clock(), source="call:answered"
-    )
-    if result == "stopped":
-        await store.count(metrics.stop_field(StopEvent.RESPONDED))
+    await store.stop(stored.tenant, stored, StopEvent.RESPONDED, request.app.state.clock(), source="call:answered")
     bridge = person(stored.intent, delivery.bridge) if delivery.bridge else None
     action = None
     if bridge is not None and bridge.phone:
@@ -172,10 +167,5 @@ async def relay_sms(request: Request, form: dict[str, str]) -> Response | None:
 
 async def _responded(request: Request, tenant: str, correlation_key: str, now: datetime) -> None:
     store = request.app.state.store
-    for nid in await store.correlated(tenant, correlation_key):
-        stored = await store.load_for(tenant, nid)
-        if (
-            stored is not None
-            and await store.stop(tenant, stored, StopEvent.RESPONDED, now, source="masked_sms") == "stopped"
-        ):
-            await store.count(metrics.stop_field(StopEvent.RESPONDED))
+    ids = await store.correlated(tenant, correlation_key)
+    await store.stop_all(tenant, ids, StopEvent.RESPONDED, now, source="masked_sms")

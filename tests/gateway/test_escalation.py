@@ -84,6 +84,7 @@ def test_correlation_key_stops_every_active_notification_of_the_tenant(harness: 
     harness.work()
     response = harness.call("POST", "/v1/events", json={"type": "responded", "correlation_key": "conversation:1"})
     assert sorted(response.json()["stopped"]) == sorted([a, b])
+    assert 'parley_stops_total{event="responded"} 2.0' in harness.api.get("/metrics").text
     harness.at(timedelta(minutes=15))
     assert harness.show(a)["status"] == "stopped"
     assert harness.show(other)["status"] == "active"
