@@ -24,7 +24,8 @@ from jinja2.sandbox import SandboxedEnvironment
 from channels import limits
 from channels.formatting import formatting
 from channels.sms_encoding import SmsInfo
-from channels.templating import PART_FILES, PARTS, Environments, RenderError, line_of, naming, required
+from channels.templating import PART_FILES, Environments, RenderError, line_of, naming, required
+from rules.catalog import PARTS
 from rules.intent import Intent, Person
 from rules.model import Channel
 from rules.template_options import DEFAULT_LOCALE, OptionsError, TemplateOptions, read_options

@@ -27,16 +27,9 @@ from jinja2.sandbox import SandboxedEnvironment
 from jinja2.utils import missing
 
 from channels.formatting import FILTERS
+from rules.catalog import PARTS, REQUIRED_PARTS
 from rules.model import Channel
 
-# part name -> file, per channel; optional parts end with "?"
-PARTS: dict[Channel, dict[str, str]] = {
-    Channel.EMAIL: {"subject": "email.subject.txt", "text": "email.txt", "html?": "email.html"},
-    Channel.SMS: {"body": "sms.txt"},
-    Channel.PUSH: {"title": "push.title.txt", "body": "push.body.txt", "data?": "push.data.yaml"},
-    Channel.SLACK: {"text": "slack.txt", "blocks?": "slack.blocks.json"},
-    Channel.CALL: {"speech": "call.txt"},
-}
 PART_FILES = frozenset(file for parts in PARTS.values() for file in parts.values())
 ROOTS = ("event", "data", "recipient", "counterpart", "to")  # what a template may use
 PERSON_FIELDS = ("id", "locale", "timezone")  # all a template sees of a person
@@ -47,7 +40,7 @@ class RenderError(Exception):
 
 
 def required(channel: Channel) -> list[str]:
-    return [file for part, file in PARTS[channel].items() if not part.endswith("?")]
+    return list(REQUIRED_PARTS[channel])
 
 
 def escape_mrkdwn(text: str) -> str:

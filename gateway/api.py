@@ -31,6 +31,7 @@ from gateway.views import notification_view
 from masking.telephony import Telephony
 from rules.intent import Intent
 from rules.model import Policy, StopEvent
+from rules.problems import field_problem
 from rules.yamlpos import format_path
 
 log = logging.getLogger("parley.api")
@@ -222,18 +223,10 @@ async def _read_intent(request: Request, limit: int) -> Intent:
     try:
         return Intent.model_validate_json(body)
     except ValidationError as exc:
-        detail = [_problem(e) for e in exc.errors()]
+        detail = [field_problem(e) for e in exc.errors()]
         raise ApiError(
             422, "validation_failed", "; ".join(f"{d['path']}: {d['message']}" for d in detail), detail=detail
         ) from None
-
-
-def _problem(error: Any) -> dict[str, str]:
-    path = format_path(tuple(error["loc"])) if error["loc"] else "(body)"
-    message = str(error["msg"]).removeprefix("Value error, ")
-    if error["type"] == "extra_forbidden":
-        message = "unknown field"
-    return {"path": path, "message": message}
 
 
 def _errors(app: FastAPI) -> None:
@@ -246,7 +239,7 @@ def _errors(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        detail = [_problem({**e, "loc": tuple(x for x in e["loc"] if x != "body")}) for e in exc.errors()]
+        detail = [field_problem({**e, "loc": tuple(x for x in e["loc"] if x != "body")}) for e in exc.errors()]
         message = "; ".join(f"{d['path']}: {d['message']}" for d in detail)
         return JSONResponse({"error": "validation_failed", "message": message, "detail": detail}, status_code=422)
 

@@ -81,10 +81,6 @@ def _moment(text: str, what: str) -> datetime:
     return moment.astimezone(UTC)
 
 
-def _clean(message: str) -> str:
-    return message.removeprefix("Value error, ")
-
-
 def run_simulate(args: argparse.Namespace) -> int:
     rules = _load(args.rules, args.templates)
     if rules is None:

@@ -14,7 +14,7 @@ from channels.render import Renderer, RenderError, locale_chain
 from channels.template_check import EXAMPLE
 from rules.intent import Intent
 from rules.model import Channel
-from rules.yamlpos import format_path
+from rules.problems import field_problem
 
 
 def register(commands: Any) -> None:
@@ -45,10 +45,7 @@ def read_intent(file: Path) -> Intent:
     try:
         return Intent.model_validate_json(text)
     except ValidationError as exc:
-        lines = [
-            f"{file}: {format_path(tuple(e['loc'])) if e['loc'] else '(body)'}: {str(e['msg']).removeprefix('Value error, ')}"
-            for e in exc.errors()
-        ]
+        lines = [f"{file}: {p['path']}: {p['message']}" for p in map(field_problem, exc.errors())]
         raise ValueError("invalid intent\n" + "\n".join(lines)) from None
 
 

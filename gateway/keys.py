@@ -5,6 +5,8 @@ All keys share the `parley:` prefix so one Redis can host other data too.
 
 from __future__ import annotations
 
+import hashlib
+
 PREFIX = "parley:"
 
 # ZSET of notification ids scored by due time in ms. Owner: the worker removes
@@ -83,8 +85,6 @@ def webhook_seen(source: str, delivery_id: str) -> str:
 
 
 def phone_digest(phone: str) -> str:
-    import hashlib
-
     return hashlib.sha256(phone.encode()).hexdigest()[:24]
 
 

@@ -28,12 +28,16 @@ from pathlib import Path
 from rules.model import Channel
 from rules.template_options import OptionsError, TemplateOptions, read_options
 
+# part name -> file, per channel; optional parts end with "?". The one description of the layout.
+PARTS: dict[Channel, dict[str, str]] = {
+    Channel.EMAIL: {"subject": "email.subject.txt", "text": "email.txt", "html?": "email.html"},
+    Channel.SMS: {"body": "sms.txt"},
+    Channel.PUSH: {"title": "push.title.txt", "body": "push.body.txt", "data?": "push.data.yaml"},
+    Channel.SLACK: {"text": "slack.txt", "blocks?": "slack.blocks.json"},
+    Channel.CALL: {"speech": "call.txt"},
+}
 REQUIRED_PARTS: dict[Channel, tuple[str, ...]] = {
-    Channel.EMAIL: ("email.subject.txt", "email.txt"),
-    Channel.SMS: ("sms.txt",),
-    Channel.PUSH: ("push.title.txt", "push.body.txt"),
-    Channel.SLACK: ("slack.txt",),
-    Channel.CALL: ("call.txt",),
+    channel: tuple(file for part, file in parts.items() if not part.endswith("?")) for channel, parts in PARTS.items()
 }
 
 

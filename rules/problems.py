@@ -54,3 +54,10 @@ class RulesError(Exception):
     def __init__(self, problems: list[Problem]) -> None:
         super().__init__("\n".join(str(p) for p in problems))
         self.problems = problems
+
+
+def field_problem(error: Any) -> dict[str, str]:
+    """One pydantic error as {path, message} in the words the API and the CLI use for a bad intent."""
+    path = format_path(tuple(error["loc"])) if error["loc"] else "(body)"
+    message = "unknown field" if error["type"] == "extra_forbidden" else str(error["msg"]).removeprefix("Value error, ")
+    return {"path": path, "message": message}
