@@ -49,7 +49,7 @@ class Delivery(BaseModel):
             target=action.target, template=action.template,
             status=DeliveryStatus.SKIPPED if skipped else DeliveryStatus.PENDING,
             at=now, updated_at=now, primary=action.primary,
-            reason=action.reason.value if action.reason else ("quiet_hours" if action.deferred_from else None),
+            reason=action.why,
             fallback_for=action.fallback_for, bridge=action.bridge, address=address, claim=claim,
         )  # fmt: skip
 

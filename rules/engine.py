@@ -86,6 +86,13 @@ class Planned(_Frozen):
         return attempt_key(self.step, self.run, self.channel)
 
     @property
+    def why(self) -> str | None:
+        """The reason shown for it: the engine's reason, else `quiet_hours` when it was deferred."""
+        if self.reason is not None:
+            return self.reason.value
+        return "quiet_hours" if self.deferred_from is not None else None
+
+    @property
     def primary(self) -> bool:
         return self.reason in (None, Reason.REPEAT, Reason.NO_ADDRESS) and self.fallback_for is None
 

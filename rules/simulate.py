@@ -82,10 +82,7 @@ def _perform(
 
 
 def _action_entry(action: Planned, status: DeliveryStatus) -> dict[str, Any]:
-    reason: str | None = action.reason.value if action.reason else None
-    if action.kind is not Kind.SKIP and action.deferred_from is not None and reason is None:
-        reason = "quiet_hours"
-    entry = _entry(action.due, action.step, action.kind.value, reason=reason)
+    entry = _entry(action.due, action.step, action.kind.value, reason=action.why)
     entry.update(channel=action.channel.value, to=action.target, template=action.template, run=action.run)
     entry["outcome"] = status.value
     if action.fallback_for is not None:
