@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import signal
@@ -78,8 +79,18 @@ def _serve(settings: Settings, url: str, host: str | None, port: int | None) -> 
     holder.listen_for_hangup()
     app = create_app(settings, store, holder, telephony=telephony_for(registry))
     app.state.slack_acknowledged = slack_updater_for(registry)
+    _freeze_startup_heap()
     uvicorn.run(app, host=host or settings.server.host, port=port or settings.server.port, log_level="info")
     return 0
+
+
+def _freeze_startup_heap() -> None:
+    """Take what startup loaded (libraries, SDKs, settings, rules: a few hundred thousand objects that
+    live as long as the process) out of the cyclic collector's view. Otherwise every full collection
+    walks them all: under load that was a 55-60 ms pause every second or so in the API, the whole
+    of its p99 latency (docs/benchmarks.md)."""
+    gc.collect()
+    gc.freeze()
 
 
 def _production(args: argparse.Namespace, command: str) -> tuple[Settings, str] | None:
@@ -119,6 +130,7 @@ def run_worker(args: argparse.Namespace) -> int:
         return 1
     timer_client = redis.Redis.from_url(url)
     wait_for_redis(timer_client)
+    _freeze_startup_heap()
     timer = Timer(timer_client, queue_for(timer_client), lease_ms=int(settings.lease.total_seconds() * 1000))
     timer.start()
     # RQ sets a long socket timeout on its own connection pool for its blocking pop; it must

@@ -47,6 +47,20 @@ def test_idempotency_key_returns_the_first_result_or_409(harness: Harness) -> No
     assert len(harness.outbox()) == 2  # one notification, two channels: nothing sent twice
 
 
+def test_an_over_long_idempotency_key_is_refused_before_anything_is_stored(harness: Harness) -> None:
+    response = harness.call("POST", "/v1/notifications", json=intent(), headers={"Idempotency-Key": "k" * 201})
+    assert response.status_code == 422
+    assert response.json()["detail"] == [
+        {"path": "header.idempotency-key", "message": "String should have at most 200 characters"}
+    ]
+    assert (
+        harness.call("POST", "/v1/notifications", json=intent(), headers={"Idempotency-Key": "k" * 200}).status_code
+        == 202
+    )
+    harness.work()
+    assert len(harness.outbox()) == 2  # only the accepted one was sent
+
+
 @pytest.mark.parametrize(
     ("body", "path", "fragment"),
     [
