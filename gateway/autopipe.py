@@ -18,6 +18,8 @@ import asyncio
 from typing import Any
 
 import redis.asyncio as aredis
+from redis.connection import HiredisRespSerializer
+from redis.utils import HIREDIS_AVAILABLE
 
 
 class AutoPipeline:
@@ -77,3 +79,39 @@ async def _single(client: aredis.Redis, args: tuple[Any, ...]) -> Any:
         return await client.execute_command(*args)  # type: ignore[no-untyped-call]
     except Exception as exc:  # a reply error belongs to the caller, like a pipeline's would
         return exc
+
+
+# redis-py's asyncio connections pack commands in Python (its sync ones use hiredis): ~35 µs for a
+# script call with a notification's fields against ~10 µs, 6 % of the API's CPU per intent.
+_HIREDIS = HiredisRespSerializer()
+
+
+class _HiredisPacking:
+    def pack_command(self, *args: Any) -> list[bytes]:
+        return _HIREDIS.pack(*args)  # type: ignore[no-any-return]
+
+
+class _Connection(_HiredisPacking, aredis.Connection):
+    pass
+
+
+class _SSLConnection(_HiredisPacking, aredis.SSLConnection):
+    pass
+
+
+class _UnixConnection(_HiredisPacking, aredis.UnixDomainSocketConnection):
+    pass
+
+
+_PACKING: dict[type[Any], type[Any]] = {
+    aredis.Connection: _Connection,
+    aredis.SSLConnection: _SSLConnection,
+    aredis.UnixDomainSocketConnection: _UnixConnection,
+}
+
+
+def hiredis_packing(pool: aredis.ConnectionPool) -> aredis.ConnectionPool:
+    """Have the pool's connections pack commands with hiredis (the same bytes; checked by the tests)."""
+    if HIREDIS_AVAILABLE:
+        pool.connection_class = _PACKING.get(pool.connection_class, pool.connection_class)
+    return pool

@@ -14,7 +14,7 @@ import redis.asyncio as aredis
 from redis.exceptions import NoScriptError
 
 from gateway import keys, lua, metrics
-from gateway.autopipe import AutoPipeline
+from gateway.autopipe import AutoPipeline, hiredis_packing
 from gateway.records import Delivery, Stored, to_ms
 from rules.model import Policy, StopEvent
 
@@ -51,7 +51,7 @@ class Store:
         # A blocking pool: past max_connections a command waits for a free connection instead of
         # failing (redis-py's default pool raised "Too many connections", a 500, under python -m bench).
         pool = aredis.BlockingConnectionPool.from_url(url, decode_responses=True, max_connections=100, timeout=20)
-        return cls(aredis.Redis.from_pool(pool), retention)
+        return cls(aredis.Redis.from_pool(hiredis_packing(pool)), retention)
 
     async def close(self) -> None:
         await self.r.aclose()
