@@ -27,7 +27,7 @@ from gateway.store import Leased, TimerStore
 
 log = logging.getLogger("parley.worker")
 
-BATCH = 50
+BATCH = 200
 LEASE_MS = 60_000  # a job not finished by then is run again by another worker
 POLL_S = 0.02  # the longest the timer sleeps: bounds how late an item added "now" fires
 COALESCE_S = 0.05  # after leasing a partial batch: lets steps falling due meanwhile share one job
