@@ -185,8 +185,10 @@ class Renderer:
                 return self._push_data(scanned, env, name, context)
             compiled = scanned.compiled.get(name)
             if compiled is None:
-                # compiled from the file as it is now (the environment's own cache would stat it on every use)
-                compiled = scanned.compiled[name] = env.loader.load(env, name, env.make_globals(None))  # type: ignore[union-attr]
+                # compiled from the file as it is now (the environment's own cache would stat it on every use),
+                # with its globals as a plain dict: Jinja copies them into every render's context, and
+                # copying the default ChainMap was 5 % of a worker's CPU per send
+                compiled = scanned.compiled[name] = env.loader.load(env, name, dict(env.make_globals(None)))  # type: ignore[union-attr]
             return compiled.render(context).strip()
         except RenderError:
             raise
@@ -202,7 +204,9 @@ class Renderer:
             values = []
             for key, value in limits.push_data_source(source, name).items():
                 try:
-                    values.append((key, env.from_string(value)))
+                    compiled = env.from_string(value)
+                    compiled.globals = dict(compiled.globals)  # as above: a plain dict is copied faster
+                    values.append((key, compiled))
                 except TemplateError as exc:
                     raise RenderError(f"{name}: {key}: {exc.message or type(exc).__name__}") from None
             scanned.push_data[name] = values

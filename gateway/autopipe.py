@@ -21,10 +21,16 @@ import redis.asyncio as aredis
 from redis.connection import HiredisRespSerializer
 from redis.utils import HIREDIS_AVAILABLE
 
+REPLY_TIMEOUT_S = 5.0  # redis-py's default socket timeout, here for a whole pipeline
+
 
 class AutoPipeline:
-    def __init__(self, client: aredis.Redis) -> None:
+    """Give it a client without a socket timeout (`Store.connect` does): it bounds each pipeline as a
+    whole, where redis-py would start a timer for every reply (8 % of a worker's CPU per notification)."""
+
+    def __init__(self, client: aredis.Redis, timeout: float = REPLY_TIMEOUT_S) -> None:
         self.client = client
+        self.timeout = timeout
         self._pending: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sending: set[asyncio.Task[None]] = set()
@@ -49,13 +55,20 @@ class AutoPipeline:
 
     async def _send(self, batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]) -> None:
         try:
-            if len(batch) == 1:
-                replies: list[Any] = [await _single(self.client, batch[0][0])]
-            else:
-                pipe = self.client.pipeline(transaction=False)
-                for args, _ in batch:
-                    pipe.execute_command(*args)
-                replies = await pipe.execute(raise_on_error=False)
+            async with asyncio.timeout(self.timeout):
+                if len(batch) == 1:
+                    replies: list[Any] = [await _single(self.client, batch[0][0])]
+                else:
+                    pipe = self.client.pipeline(transaction=False)
+                    for args, _ in batch:
+                        pipe.execute_command(*args)
+                    replies = await pipe.execute(raise_on_error=False)
+        except TimeoutError:  # redis-py closed the connection mid-read; callers see what they would have
+            failure = aredis.TimeoutError(f"no reply from Redis within {self.timeout} s")
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(failure)
+            return
         except asyncio.CancelledError:
             for _, future in batch:
                 future.cancel()

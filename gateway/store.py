@@ -38,9 +38,10 @@ class Leased:
 class Store:
     """Async access for the API and the workers."""
 
-    def __init__(self, client: aredis.Redis, retention: timedelta) -> None:
+    def __init__(self, client: aredis.Redis, retention: timedelta, piped: aredis.Redis | None = None) -> None:
         self.r = client
-        self._pipe = AutoPipeline(client)  # the hot paths' commands (scripts, loads, counters)
+        self._piped = piped
+        self._pipe = AutoPipeline(piped or client)  # the hot paths' commands (scripts, loads, counters)
         self.retention_s = int(retention.total_seconds())
         self._scripts = {name: client.register_script(getattr(lua, name)) for name in _SCRIPTS}
         self._policies: dict[str, Policy] = {}
@@ -50,11 +51,19 @@ class Store:
     def connect(cls, url: str, retention: timedelta) -> Store:
         # A blocking pool: past max_connections a command waits for a free connection instead of
         # failing (redis-py's default pool raised "Too many connections", a 500, under python -m bench).
-        pool = aredis.BlockingConnectionPool.from_url(url, decode_responses=True, max_connections=100, timeout=20)
-        return cls(aredis.Redis.from_pool(hiredis_packing(pool)), retention)
+        def pool(**options: Any) -> aredis.ConnectionPool:
+            return hiredis_packing(aredis.BlockingConnectionPool.from_url(
+                url, decode_responses=True, max_connections=100, timeout=20, **options
+            ))  # fmt: skip
+
+        # The auto-pipeline times out whole pipelines itself (gateway/autopipe.py).
+        piped = aredis.Redis.from_pool(pool(socket_timeout=None))
+        return cls(aredis.Redis.from_pool(pool()), retention, piped)
 
     async def close(self) -> None:
         await self.r.aclose()
+        if self._piped is not None:
+            await self._piped.aclose()
 
     async def ping(self) -> bool:
         try:
