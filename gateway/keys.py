@@ -70,7 +70,8 @@ def phone_index(tenant: str, phone: str) -> str:
 
 
 def provider_index(provider_id: str) -> str:
-    """STRING: `<notification id> <attempt key>` for a provider's message id (receipts). TTL = retention."""
+    """STRING: `<notification id> <attempt key>` for a provider's message id, on channels that get receipts
+    (records.RECEIPTS). TTL = retention."""
     return f"{PREFIX}pid:{provider_id}"
 
 

@@ -72,7 +72,7 @@ async def apply_receipt(
         raw = await store.raw_attempt(nid, attempt)
         if raw is None:
             return False
-        before = Delivery.model_validate_json(raw)
+        before = Delivery.from_stored(attempt, raw)
         if not can_move(before.status, new):
             return False  # a repeat or an out-of-order receipt: nothing to do
         after = before.model_copy(update={"status": new, "updated_at": now, "error": error or before.error})

@@ -1,0 +1,42 @@
+"""How an attempt is stored: compact, and read back exactly as it was."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from gateway.records import Delivery
+from rules.engine import Kind
+from rules.model import Channel
+from rules.status import DeliveryStatus
+
+AT = datetime(2026, 11, 22, 9, 30, tzinfo=UTC)
+
+
+def delivery(**changes: object) -> Delivery:
+    base = Delivery(
+        key="2.0.sms", step=2, run=0, kind=Kind.SEND, channel=Channel.SMS, target="recipient",
+        template="inquiry-reminder", status=DeliveryStatus.SENT, at=AT, updated_at=AT, claim=3, tries=1,
+    )  # fmt: skip
+    return base.model_copy(update=changes)
+
+
+@pytest.mark.parametrize("primary", [True, False])
+def test_a_stored_attempt_reads_back_as_it_was(primary: bool) -> None:
+    before = delivery(primary=primary, fallback_for=None if primary else Channel.PUSH, target="ops-slack")
+    assert Delivery.from_stored("2.0.sms", before.stored()) == before
+
+
+def test_the_stored_form_leaves_out_what_it_can_rebuild_and_keeps_what_the_scripts_read() -> None:
+    stored = json.loads(delivery().stored())
+    assert "key" not in stored  # the hash field a:2.0.sms names it
+    assert not {"primary", "kind", "target", "error"} & stored.keys()  # at their defaults
+    assert stored["claim"] == 3 and stored["status"] == "sent"  # read by the RECORD script
+    assert json.loads(delivery(primary=False).stored())["primary"] is False
+
+
+def test_attempts_stored_with_their_key_by_earlier_versions_still_read() -> None:
+    older = delivery().model_dump_json()  # key, primary and every null field included
+    assert Delivery.from_stored("2.0.sms", older) == delivery()
