@@ -6,8 +6,8 @@ module checks everything else with the same file:line:column messages.
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import hmac
 import os
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -118,11 +118,12 @@ class Settings:
         return next((t for t in self.tenants.values() if number in t.numbers), None)
 
     def tenant_for_key(self, key: str) -> Tenant | None:
-        digest = hash_key(key)
-        for tenant in self.tenants.values():
-            if any(hmac.compare_digest(digest, known) for known in tenant.key_hashes):
-                return tenant
-        return None
+        # A lookup by the key's SHA-256: timing can tell at most which digests exist, never a key.
+        return self._tenant_by_digest.get(hash_key(key))
+
+    @functools.cached_property
+    def _tenant_by_digest(self) -> dict[str, Tenant]:
+        return {digest: t for t in self.tenants.values() for digest in t.key_hashes}
 
 
 def hash_key(key: str) -> str:
@@ -172,6 +173,7 @@ def load_settings(path: Path, *, dev_key: bool = False, env: dict[str, str] | No
 def _tenants(spec: ConfigFile, environ: dict[str, str], problems: Problems) -> dict[str, Tenant]:
     tenants: dict[str, Tenant] = {}
     owners: dict[str, str] = {}
+    key_owners: dict[str, str] = {}
     for name, tenant in spec.tenants.items():
         for i, number in enumerate(tenant.numbers):
             if owners.setdefault(number, name) != name:
@@ -182,18 +184,27 @@ def _tenants(spec: ConfigFile, environ: dict[str, str], problems: Problems) -> d
         hashes: set[str] = set()
         for i, key in enumerate(tenant.keys):
             where = ("tenants", name, "keys", i)
-            if (key.env is None) == (key.sha256 is None):
-                problems.add(where, "a key needs exactly one of env (an environment variable) or sha256")
-            elif key.sha256 is not None:
-                hashes.add(key.sha256)
-            elif key.env is not None and environ.get(key.env):
-                hashes.add(hash_key(environ[key.env]))
-            else:
-                problems.add((*where, "env"), f"environment variable {key.env} is not set")
+            digest = _key_digest(key, environ, where, problems)
+            if digest is not None and key_owners.setdefault(digest, name) != name:
+                problems.add(where, f"the same API key as tenant {key_owners[digest]!r}; a key must name one tenant")
+            elif digest is not None:
+                hashes.add(digest)
         tenants[name] = Tenant(
             name, frozenset(hashes), tenant.admin, frozenset(tenant.numbers), frozenset(tenant.proxy_numbers)
         )
     return tenants
+
+
+def _key_digest(key: KeySpec, environ: dict[str, str], where: tuple[str | int, ...], problems: Problems) -> str | None:
+    if (key.env is None) == (key.sha256 is None):
+        problems.add(where, "a key needs exactly one of env (an environment variable) or sha256")
+    elif key.sha256 is not None:
+        return key.sha256
+    elif key.env is not None and environ.get(key.env):
+        return hash_key(environ[key.env])
+    else:
+        problems.add((*where, "env"), f"environment variable {key.env} is not set")
+    return None
 
 
 def _message(error: Any) -> str:
