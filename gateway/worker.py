@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis
+import uvloop
 from rq import Queue
 
 from gateway import keys, metrics
@@ -39,7 +40,7 @@ _loop: asyncio.AbstractEventLoop | None = None
 def install(runtime: Runtime) -> asyncio.AbstractEventLoop:
     """Give this process the runtime its jobs use, and the one event loop they run on."""
     global _runtime, _loop
-    _runtime, _loop = runtime, asyncio.new_event_loop()
+    _runtime, _loop = runtime, uvloop.new_event_loop()
     return _loop
 
 
