@@ -48,7 +48,7 @@ async def _create(store: Store, holder: RulesHolder, event: str, i: int) -> str:
     loaded = holder.current
     assert loaded is not None
     intent = Intent.model_validate_json(intent_json(i, event))
-    policy = loaded.rules.select(intent.match_fields())
+    policy = loaded.rules.select(intent)
     assert policy is not None, event
     now = datetime.now(UTC)
     nid = "n_" + uuid.uuid4().hex

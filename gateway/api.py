@@ -120,8 +120,7 @@ def create_app(
         loaded = holder.current
         if loaded is None:
             raise ApiError(503, "rules_unavailable", "no valid rules are loaded")
-        plain = intent.match_fields()  # one dump serves policy matching and the idempotency hash
-        policy = loaded.rules.select(plain)
+        policy = loaded.rules.select(intent)
         if policy is None:
             where, msg = (
                 (("policy",), f"unknown policy {intent.policy!r}")
@@ -132,7 +131,7 @@ def create_app(
         nid = "n_" + uuid.uuid4().hex
         body_hash = ""
         if idempotency_key:  # canonical JSON: the same intent with keys in another order is the same request
-            canonical = json.dumps(plain, sort_keys=True, separators=(",", ":"))
+            canonical = json.dumps(intent.match_fields(), sort_keys=True, separators=(",", ":"))
             body_hash = hashlib.sha256(canonical.encode()).hexdigest()
         at = now()
         fields = notification_fields(who.name, policy, loaded.versions[policy.name], intent, at)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import hiredis
 import redis.asyncio as aredis
 from redis.connection import HiredisRespSerializer
 from redis.utils import HIREDIS_AVAILABLE
@@ -101,6 +102,11 @@ _HIREDIS = HiredisRespSerializer()
 
 class _HiredisPacking:
     def pack_command(self, *args: Any) -> list[bytes]:
+        if isinstance(args[0], str) and " " not in args[0]:  # not "SCRIPT LOAD", which redis-py splits
+            try:
+                return [hiredis.pack_command(args)]
+            except TypeError:  # a bytearray or memoryview (redis-py's serializer copies them) or a bad type
+                pass
         return _HIREDIS.pack(*args)  # type: ignore[no-any-return]
 
 

@@ -95,7 +95,7 @@ def run_simulate(args: argparse.Namespace) -> int:
             raise ValueError(f"--fail: unknown channel {unknown[0]!r} (expected one of {', '.join(Channel)})")
     except ValueError as exc:
         return _fail(str(exc))
-    policy = rules.select(intent.match_fields())
+    policy = rules.select(intent)
     if policy is None:
         if intent.policy:
             return _fail(f"the intent names policy {intent.policy!r}, which {args.rules} does not define")

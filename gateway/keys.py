@@ -5,6 +5,7 @@ All keys share the `parley:` prefix so one Redis can host other data too.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 PREFIX = "parley:"
@@ -85,6 +86,7 @@ def webhook_seen(source: str, delivery_id: str) -> str:
     return f"{PREFIX}seen:{source}:{delivery_id}"
 
 
+@functools.lru_cache(maxsize=4096)  # the same numbers come back (replies, stops, every intent's index)
 def phone_digest(phone: str) -> str:
     return hashlib.sha256(phone.encode()).hexdigest()[:24]
 

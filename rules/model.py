@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import time, timedelta
 from enum import StrEnum
 from fnmatch import fnmatchcase
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -83,9 +83,7 @@ class Match(Frozen):
     event: str = "*"
     where: tuple[tuple[str, Any], ...] = ()
 
-    def matches(self, intent_fields: dict[str, Any]) -> bool:
-        if not fnmatchcase(str(intent_fields.get("event", "")), self.event):
-            return False
+    def matches_where(self, intent_fields: dict[str, Any]) -> bool:
         return all(lookup(intent_fields, path) == value for path, value in self.where)
 
 
@@ -115,12 +113,30 @@ class RuleSet(Frozen):
     def policy(self, name: str) -> Policy | None:
         return next((p for p in self.policies if p.name == name), None)
 
-    def select(self, intent_fields: dict[str, Any]) -> Policy | None:
+    def select(self, intent: Matchable) -> Policy | None:
         """The intent's named policy, else the first policy whose match fits."""
-        named = intent_fields.get("policy")
-        if named:
-            return self.policy(str(named))
-        return next((p for p in self.policies if p.match.matches(intent_fields)), None)
+        if intent.policy:
+            return self.policy(intent.policy)
+        fields: dict[str, Any] | None = None  # dumped only for a `where` (most policies match the event only)
+        for policy in self.policies:
+            if not fnmatchcase(intent.event, policy.match.event):
+                continue
+            if policy.match.where:
+                fields = intent.match_fields() if fields is None else fields
+                if not policy.match.matches_where(fields):
+                    continue
+            return policy
+        return None
+
+
+class Matchable(Protocol):
+    """What policy selection reads of an intent (rules.intent.Intent)."""
+
+    @property
+    def event(self) -> str: ...
+    @property
+    def policy(self) -> str | None: ...
+    def match_fields(self) -> dict[str, Any]: ...
 
 
 _MISSING = object()

@@ -15,6 +15,7 @@ COMMANDS: list[tuple[Any, ...]] = [
     ("EVALSHA", "0123abcd", 2, "parley:n:1", "parley:due", "", 1_732_000_000_123, 0.25, -1.5e20, "Zoë 🚲 自行车"),
     ("SCRIPT LOAD", "return redis.call('PING')"),
     ("HSET", b"raw-bytes", "field", b"\x00\xff", "n", 12345678901234567890),
+    ("SET", "k", bytearray(b"from a buffer"), "PX", memoryview(b"1500")),
 ]
 
 
@@ -25,6 +26,12 @@ def test_hiredis_packing_sends_the_bytes_redis_py_would(command: tuple[Any, ...]
     packed = pool.connection_class()
     assert type(packed) is not aredis.Connection  # the faster packer is in use (hiredis is a dependency)
     assert b"".join(packed.pack_command(*command)) == b"".join(python.pack_command(*command))
+
+
+def test_an_argument_redis_cannot_take_is_refused_as_redis_py_refuses_it() -> None:
+    packed = hiredis_packing(aredis.ConnectionPool()).connection_class()
+    with pytest.raises(aredis.DataError):
+        packed.pack_command("SET", "k", True)
 
 
 def test_concurrent_commands_in_one_turn_each_get_their_own_reply(redis_server: EmbeddedRedis) -> None:
