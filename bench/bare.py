@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
     # The same call as gateway.cli_run._serve: one process, uvicorn's defaults, info logging.
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="info")
+    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="info", loop="asyncio")
 
 
 if __name__ == "__main__":
