@@ -104,7 +104,8 @@ class Stored(BaseModel):
     @classmethod
     def from_hash(cls, nid: str, raw: dict[str, str]) -> Stored:
         deliveries = {k[2:]: Delivery.from_stored(k[2:], v) for k, v in raw.items() if k.startswith("a:")}
-        events = [Event.model_validate_json(v) for k, v in sorted(raw.items(), key=_event_order) if k.startswith("e:")]
+        logged = sorted((int(k[2:]), v) for k, v in raw.items() if k.startswith("e:"))  # e:<n>, in order of n
+        events = [Event.model_validate_json(v) for _, v in logged]
         return cls(
             id=nid, tenant=raw["tenant"], status=NotificationStatus(raw["status"]), token=int(raw.get("token", 0)),
             policy=raw["policy"], version=raw["version"], intent=Intent.model_validate_json(raw["intent"], context=TRUSTED),  # ours, validated on creation
@@ -113,11 +114,6 @@ class Stored(BaseModel):
             final_at=datetime.fromisoformat(raw["final_at"]) if raw.get("final_at") else None,
             final_reason=raw.get("final_reason") or None, due_ms=int(raw["due"]) if raw.get("due") else None,
         )  # fmt: skip
-
-
-def _event_order(item: tuple[str, str]) -> tuple[int, int]:
-    key = item[0]
-    return (0, int(key[2:])) if key.startswith("e:") else (1, 0)
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
