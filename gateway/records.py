@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -9,7 +11,7 @@ from pydantic import BaseModel, ConfigDict
 
 from rules.engine import Attempt, Event, Kind, Planned, State
 from rules.intent import TRUSTED, Intent
-from rules.model import RECIPIENT, Channel
+from rules.model import RECIPIENT, Channel, StopEvent
 from rules.status import DeliveryStatus, NotificationStatus
 
 # Channels whose provider sends receipts (Twilio's status callbacks for texts and calls): only their
@@ -77,7 +79,10 @@ class Delivery(BaseModel):
         )  # fmt: skip
 
 
-class Stored(BaseModel):
+@dataclass(slots=True)
+class Stored:
+    """A notification as loaded: built from the hash the store wrote, so not validated again."""
+
     id: str
     tenant: str
     status: NotificationStatus
@@ -105,7 +110,7 @@ class Stored(BaseModel):
     def from_hash(cls, nid: str, raw: dict[str, str]) -> Stored:
         deliveries = {k[2:]: Delivery.from_stored(k[2:], v) for k, v in raw.items() if k.startswith("a:")}
         logged = sorted((int(k[2:]), v) for k, v in raw.items() if k.startswith("e:"))  # e:<n>, in order of n
-        events = [Event.model_validate_json(v) for _, v in logged]
+        events = [_event(json.loads(v)) for _, v in logged]
         return cls(
             id=nid, tenant=raw["tenant"], status=NotificationStatus(raw["status"]), token=int(raw.get("token", 0)),
             policy=raw["policy"], version=raw["version"], intent=Intent.model_validate_json(raw["intent"], context=TRUSTED),  # ours, validated on creation
@@ -114,6 +119,10 @@ class Stored(BaseModel):
             final_at=datetime.fromisoformat(raw["final_at"]) if raw.get("final_at") else None,
             final_reason=raw.get("final_reason") or None, due_ms=int(raw["due"]) if raw.get("due") else None,
         )  # fmt: skip
+
+
+def _event(raw: dict[str, Any]) -> Event:
+    return Event(type=StopEvent(raw["type"]), at=datetime.fromisoformat(raw["at"]))
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -13,7 +13,7 @@ import logging
 import random
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from channels.base import Message, Outcome, SendResult
@@ -107,7 +107,7 @@ async def _start(rt: Runtime, stored: Stored, policy: Policy, token: int, action
         delivery = delivery.model_copy(
             update={"kind": Kind.SKIP, "status": DeliveryStatus.SKIPPED, "reason": "opted_out"}
         )
-        action = action.model_copy(update={"kind": Kind.SKIP})
+        action = replace(action, kind=Kind.SKIP)
         await rt.store.note(
             stored.id, log_entry(now, f"{action.channel} skipped: the number opted out (STOP)", attempt=delivery.key)
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -42,7 +43,7 @@ def simulate(
             return timeline
         next_time = min((a.due for a in result.actions), default=result.wake_at)
         if pending_response is not None and (next_time is None or next_time >= pending_response):
-            state = state.model_copy(update={"events": (*state.events, Event(type=respond_with, at=pending_response))})
+            state = replace(state, events=(*state.events, Event(type=respond_with, at=pending_response)))
             now, pending_response = max(now, pending_response), None
             continue
         if result.actions:
@@ -78,7 +79,7 @@ def _perform(
             )
         )
         timeline.append(_action_entry(action, status))
-    return state.model_copy(update={"attempts": state.attempts + tuple(recorded)})
+    return replace(state, attempts=state.attempts + tuple(recorded))
 
 
 def _action_entry(action: Planned, status: DeliveryStatus) -> dict[str, Any]:

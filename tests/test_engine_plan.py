@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,7 +32,7 @@ def _record(state: State, result: Plan, status: DeliveryStatus = DeliveryStatus.
         )
         for a in result.actions
     )
-    return state.model_copy(update={"attempts": state.attempts + done})
+    return replace(state, attempts=state.attempts + done)
 
 
 def test_failure_recorded_later_makes_the_fallback_due_at_the_failure_time() -> None:
@@ -85,9 +86,7 @@ def test_pending_attempts_are_neither_resent_nor_completed() -> None:
     assert [a.channel for a in state.attempts] == [Channel.PUSH, Channel.EMAIL]
     for now in (later, later + timedelta(days=1)):
         assert plan(policy, intent, state, now) == Plan()
-    delivered = state.model_copy(
-        update={"attempts": tuple(a.model_copy(update={"status": DeliveryStatus.DELIVERED}) for a in state.attempts)}
-    )
+    delivered = replace(state, attempts=tuple(replace(a, status=DeliveryStatus.DELIVERED) for a in state.attempts))
     final = plan(policy, intent, delivered, later).final
     assert final is not None and final.status is NotificationStatus.COMPLETED
 
