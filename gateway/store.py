@@ -61,6 +61,7 @@ class Store:
         return cls(aredis.Redis.from_pool(pool()), retention, piped)
 
     async def close(self) -> None:
+        await self._pipe.aclose()
         await self.r.aclose()
         if self._piped is not None:
             await self._piped.aclose()
@@ -109,7 +110,8 @@ class Store:
     # -- reading ----------------------------------------------------------------------------
 
     async def load(self, nid: str) -> Stored | None:
-        raw = {str(k): str(v) for k, v in (await self._pipe.execute("HGETALL", keys.notification(nid))).items()}
+        reply = await self._pipe.execute("HGETALL", keys.notification(nid))  # RESP3: a map; RESP2: a flat list
+        raw: dict[str, str] = reply if isinstance(reply, dict) else dict(zip(reply[::2], reply[1::2], strict=True))
         if not raw or "tenant" not in raw:
             return None
         return Stored.from_hash(nid, raw)

@@ -1,8 +1,10 @@
-"""The Store's Redis connections: hiredis packs commands byte for byte as redis-py's Python packer does."""
+"""The Store's Redis connections: hiredis packs commands byte for byte as redis-py's Python packer does, and
+the auto-pipeline keeps each caller's reply, error and failure its own on one connection that recovers."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -10,6 +12,8 @@ import redis.asyncio as aredis
 
 from gateway.autopipe import AutoPipeline, hiredis_packing
 from gateway.embedded import EmbeddedRedis
+from gateway.records import Stored
+from gateway.store import Store
 
 COMMANDS: list[tuple[Any, ...]] = [
     ("EVALSHA", "0123abcd", 2, "parley:n:1", "parley:due", "", 1_732_000_000_123, 0.25, -1.5e20, "Zoë 🚲 自行车"),
@@ -57,3 +61,81 @@ def test_concurrent_commands_in_one_turn_each_get_their_own_reply(redis_server: 
     first, second, wrong, value = asyncio.run(run())
     assert (first, second, value) == (2, 5, "5")
     assert isinstance(wrong, aredis.ResponseError) and "WRONGTYPE" in str(wrong)
+
+
+def _piped(url: str, timeout: float = 5.0, name: str = "autopipe-test") -> tuple[aredis.Redis, AutoPipeline]:
+    pool = aredis.ConnectionPool.from_url(url, decode_responses=True, client_name=name)
+    client = aredis.Redis.from_pool(hiredis_packing(pool))
+    return client, AutoPipeline(client, timeout=timeout)
+
+
+def test_any_number_of_concurrent_callers_share_one_connection(redis_server: EmbeddedRedis) -> None:
+    async def run() -> tuple[int, list[Any]]:
+        client, pipe = _piped(redis_server.url, name="autopipe-shared")
+        observer = aredis.Redis.from_url(redis_server.url, decode_responses=True)
+        try:
+            replies = await asyncio.gather(*(pipe.execute("ECHO", str(i)) for i in range(2000)))
+            listed = await observer.execute_command("CLIENT", "LIST")  # type: ignore[no-untyped-call]
+            return str(listed).count("name=autopipe-shared "), replies
+        finally:
+            await pipe.aclose()
+            await client.aclose()
+            await observer.aclose()
+
+    connections, replies = asyncio.run(run())
+    assert connections == 1
+    assert replies == [str(i) for i in range(2000)]
+
+
+def test_a_dropped_connection_fails_its_callers_and_the_next_command_reconnects(redis_server: EmbeddedRedis) -> None:
+    async def run() -> tuple[BaseException | Any, Any]:
+        client, pipe = _piped(redis_server.url)
+        try:
+            own = await pipe.execute("CLIENT", "ID")
+            await client.execute_command("CLIENT", "KILL", "ID", own)  # type: ignore[no-untyped-call]
+            lost = (await asyncio.gather(pipe.execute("PING"), return_exceptions=True))[0]
+            return lost, await pipe.execute("PING")
+        finally:
+            await pipe.aclose()
+            await client.aclose()
+
+    lost, again = asyncio.run(run())
+    assert isinstance(lost, aredis.ConnectionError)
+    assert again in ("PONG", True)
+
+
+def test_a_batch_without_a_reply_in_time_times_out_and_the_pipeline_recovers(redis_server: EmbeddedRedis) -> None:
+    async def run() -> tuple[list[Any], Any]:
+        client, pipe = _piped(redis_server.url, timeout=0.3)
+        try:
+            stuck = list(await asyncio.gather(
+                pipe.execute("BLPOP", "autopipe:never", 5), pipe.execute("PING"), return_exceptions=True
+            ))  # fmt: skip
+            return stuck, await pipe.execute("ECHO", "after")
+        finally:
+            await pipe.aclose()
+            await client.aclose()
+
+    stuck, after = asyncio.run(run())
+    assert all(isinstance(r, aredis.TimeoutError) and "within 0.3 s" in str(r) for r in stuck)
+    assert after == "after"
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_a_notification_loads_alike_over_either_protocol(redis_server: EmbeddedRedis, protocol: int) -> None:
+    """HGETALL comes back as a map (RESP3) or a flat list (RESP2, e.g. an older server or proxy)."""
+    fields: dict[Any, Any] = {"tenant": "t", "status": "active", "policy": "p", "version": "v", "created_ms": "1732000000000",
+              "intent": '{"event":"e","recipient":{"id":"u","email":"u@example.com"}}', "token": "4"}  # fmt: skip
+
+    async def run() -> Stored | None:
+        store = Store.connect(f"{redis_server.url}?protocol={protocol}", timedelta(days=1))
+        try:
+            await store.r.delete("parley:n:proto")
+            await store.r.hset("parley:n:proto", mapping=fields)
+            return await store.load("proto")
+        finally:
+            await store.r.delete("parley:n:proto")
+            await store.close()
+
+    stored = asyncio.run(run())
+    assert stored is not None and stored.token == 4 and stored.intent.recipient.email == "u@example.com"
