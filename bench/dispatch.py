@@ -70,19 +70,24 @@ def _drain(env: Env, timeout: float = 60.0) -> None:
 
 
 def run(env: Env, count: int) -> dict[str, Any]:
-    loop, loop_cpu = baseline(env, count)
+    """The loop runs before and after each Parley run; each is compared with the mean of the two beside it
+    (the machine's speed drifts during a run: see bench/ingest.py)."""
+    loops = [baseline(env, count)]
     runs: dict[int, tuple[float, float]] = {}
-    started = env.workers(1)
+    started: list[subprocess.Popen[bytes]] = []
     try:
-        runs[1] = parley(env, started, count)
-        started += env.workers(1)
-        runs[2] = parley(env, started, count)
+        for k in (1, 2):
+            started += env.workers(k - len(started))
+            runs[k] = parley(env, started, count)
+            loops.append(baseline(env, count))
     finally:
         env.stop_all(started)
-    per_worker = {k: rate / k / loop for k, (rate, _) in runs.items()}
+    around = {k: (loops[k - 1][0] + loops[k][0]) / 2 for k in runs}
+    per_worker = {k: rate / k / around[k] for k, (rate, _) in runs.items()}
+    loop_rate, loop_cpu = sum(r for r, _ in loops) / len(loops), sum(c for _, c in loops) / len(loops)
     return {
-        "ratio_per_worker": min(per_worker.values()), "baseline_per_s": loop, "notifications": count,
-        "baseline_cpu_us": loop_cpu, "cpu_ratio": loop_cpu / runs[1][1],
-        **{f"workers_{k}": {"per_s": rate, "ratio_per_worker": per_worker[k], "cpu_us": cpu}
+        "ratio_per_worker": min(per_worker.values()), "baseline_per_s": loop_rate, "notifications": count,
+        "baseline_cpu_us": loop_cpu, "cpu_ratio": loop_cpu / runs[1][1], "baseline_runs_per_s": [r for r, _ in loops],
+        **{f"workers_{k}": {"per_s": rate, "ratio_per_worker": per_worker[k], "cpu_us": cpu, "baseline_per_s": around[k]}
            for k, (rate, cpu) in runs.items()},
     }  # fmt: skip

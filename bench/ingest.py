@@ -1,4 +1,5 @@
-"""Ingest: POST /v1/notifications with wrk at 64 connections, against a bare FastAPI endpoint in the same run."""
+"""Ingest: POST /v1/notifications with wrk at 64 connections, against a bare FastAPI endpoint in the same run
+(two 10 s rounds each, taking turns)."""
 
 from __future__ import annotations
 
@@ -63,26 +64,46 @@ def run_wrk(env: Env, url: str, seconds: int) -> Load:
     )  # fmt: skip
 
 
-def measure(env: Env, server: subprocess.Popen[bytes], url: str, sizes: Sizes) -> tuple[Load, float]:
-    """The load figures, and the server's CPU µs per request (robust to other work on the machine)."""
-    run_wrk(env, url, sizes.warmup_s)  # warm up: imports, connection pools, the policy snapshot
+# Bare and Parley take turns, each twice (bare, Parley, Parley, bare): on a shared machine whose speed
+# drifts during a run (up to 2x within minutes on the cloud VMs this was measured on), a drift that is
+# roughly linear then weighs on both sides alike instead of on whichever happened to run second.
+ORDER = ("bare", "parley", "parley", "bare")
+
+
+def _round(env: Env, server: subprocess.Popen[bytes], url: str, seconds: int) -> tuple[Load, float]:
+    """One load round and the server's CPU seconds during it (robust to other work on the machine)."""
     before = cpu_seconds(server.pid)
-    load = run_wrk(env, url, sizes.ingest_s)
-    return load, (cpu_seconds(server.pid) - before) * 1e6 / max(load.requests, 1)
+    load = run_wrk(env, url, seconds)
+    return load, cpu_seconds(server.pid) - before
+
+
+def combine(rounds: list[tuple[Load, float]]) -> tuple[Load, float]:
+    """Rounds of equal length as one: their total rate, the mean p50, the worst p99 and max; CPU µs/request."""
+    loads = [load for load, _ in rounds]
+    requests = sum(load.requests for load in loads)
+    seconds = sum(load.requests / load.rps for load in loads if load.rps)
+    merged = Load(
+        rps=requests / seconds if seconds else 0.0, p50_ms=sum(x.p50_ms for x in loads) / len(loads),
+        p99_ms=max(x.p99_ms for x in loads), max_ms=max(x.max_ms for x in loads), requests=requests,
+        errors=sum(x.errors for x in loads),
+    )  # fmt: skip
+    return merged, sum(cpu for _, cpu in rounds) * 1e6 / max(requests, 1)
 
 
 def run(env: Env, sizes: Sizes) -> dict[str, Any]:
     wrk_path()
-    proc, base = env.serve_bare()
+    servers = {"bare": env.serve_bare(), "parley": env.serve_parley()}
+    rounds: dict[str, list[tuple[Load, float]]] = {"bare": [], "parley": []}
     try:
-        bare, bare_cpu = measure(env, proc, f"{base}/v1/notifications", sizes)
+        for _, base in servers.values():  # warm up: imports, connection pools, the policy snapshot
+            run_wrk(env, f"{base}/v1/notifications", sizes.warmup_s)
+        for name in ORDER:
+            proc, base = servers[name]
+            rounds[name].append(_round(env, proc, f"{base}/v1/notifications", sizes.ingest_s))
     finally:
-        env.stop(proc)
-    proc, base = env.serve_parley()
-    try:
-        parley, parley_cpu = measure(env, proc, f"{base}/v1/notifications", sizes)
-    finally:
-        env.stop(proc)
+        for proc, _ in servers.values():
+            env.stop(proc)
+    (bare, bare_cpu), (parley, parley_cpu) = combine(rounds["bare"]), combine(rounds["parley"])
     created = int(env.client.zcard("parley:due"))
     env.clear()
     if parley.errors or bare.errors:
@@ -90,6 +111,7 @@ def run(env: Env, sizes: Sizes) -> dict[str, Any]:
     return {
         "ratio": parley.rps / bare.rps, "rps": parley.rps, "p50_ms": parley.p50_ms, "p99_ms": parley.p99_ms,
         "max_ms": parley.max_ms, "created": created, "connections": CONNECTIONS, "seconds": sizes.ingest_s,
-        "cpu_us_per_request": parley_cpu, "cpu_ratio": bare_cpu / parley_cpu if parley_cpu else None,
+        "rounds": list(ORDER), "cpu_us_per_request": parley_cpu, "cpu_ratio": bare_cpu / parley_cpu if parley_cpu else None,
         "bare": {**asdict(bare), "cpu_us_per_request": bare_cpu},
+        "per_round": {k: [asdict(load) for load, _ in v] for k, v in rounds.items()},
     }  # fmt: skip
