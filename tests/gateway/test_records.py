@@ -40,3 +40,17 @@ def test_the_stored_form_leaves_out_what_it_can_rebuild_and_keeps_what_the_scrip
 def test_attempts_stored_with_their_key_by_earlier_versions_still_read() -> None:
     older = delivery().model_dump_json()  # key, primary and every null field included
     assert Delivery.from_stored("2.0.sms", older) == delivery()
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"primary": False, "tries": 0, "target": "ops-slack"},
+        {"kind": Kind.SKIP, "status": DeliveryStatus.SKIPPED, "reason": "opted_out", "tries": 0},
+        {"error": "timeout", "retry_at": AT, "provider_id": "SM123", "segments": 2, "encoding": "GSM-7"},
+    ],
+)
+def test_an_attempt_is_stored_without_exactly_its_key_and_its_defaults(changes: dict[str, object]) -> None:
+    attempt = delivery(**changes)
+    assert json.loads(attempt.stored()) == json.loads(attempt.model_dump_json(exclude_defaults=True, exclude={"key"}))
