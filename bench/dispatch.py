@@ -4,6 +4,7 @@ against a plain redis-py loop moving the same number of job payloads through a R
 from __future__ import annotations
 
 import json
+import multiprocessing
 import subprocess
 import time
 from typing import Any
@@ -23,23 +24,44 @@ QUEUE, OUTBOX = "bench:queue", "bench:outbox"
 def baseline(env: Env, count: int) -> tuple[float, float]:
     """Payloads/s of one process popping a job, decoding it and pushing a message, one round trip each;
     and its CPU µs per payload."""
-    client = redis.Redis.from_url(env.server.url)
-    try:
-        pipe = client.pipeline(transaction=False)
+    _fill(env, [QUEUE], count)
+    started, ended, cpu = _loop(env.server.url, QUEUE, OUTBOX, count)
+    return count / (ended - started), cpu * 1e6 / count
+
+
+def parallel_baseline(env: Env, count: int, processes: int = 2) -> float:
+    """Payloads/s of `processes` such loops at once, each on its own list: how far this machine scales busy
+    processes at all (two vCPUs may be one core's two threads, and Valkey needs CPU too)."""
+    queues = [f"{QUEUE}:{i}" for i in range(processes)]
+    _fill(env, queues, count)
+    with multiprocessing.get_context("fork").Pool(processes) as pool:
+        spans = pool.starmap(_loop, [(env.server.url, q, f"{OUTBOX}:{i}", count) for i, q in enumerate(queues)])
+    return processes * count / (max(end for _, end, _ in spans) - min(start for start, _, _ in spans))
+
+
+def _fill(env: Env, queues: list[str], count: int) -> None:
+    pipe = env.client.pipeline(transaction=False)
+    for queue in queues:
         for i in range(count):
-            pipe.lpush(QUEUE, intent_json(i, EVENT))
-        pipe.execute()
-        started, cpu = time.perf_counter(), time.process_time()
+            pipe.lpush(queue, intent_json(i, EVENT))
+    pipe.execute()
+
+
+def _loop(url: str, queue: str, outbox: str, count: int) -> tuple[float, float, float]:
+    """The loop itself: (start, end) wall-clock seconds and the CPU seconds it used."""
+    client = redis.Redis.from_url(url)
+    try:
+        started, cpu = time.time(), time.process_time()
         for _ in range(count):
-            popped = client.brpop([QUEUE], timeout=5)
+            popped = client.brpop([queue], timeout=5)
             if popped is None:
                 raise BenchError("baseline: the queue ran dry early")
             job = json.loads(popped[1])
             message = {"to": job["recipient"]["email"], "template": "inquiry-new", "at": time.time()}
-            client.lpush(OUTBOX, json.dumps(message))
-        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
-        client.delete(QUEUE, OUTBOX)
-        return count / elapsed, cpu * 1e6 / count
+            client.lpush(outbox, json.dumps(message))
+        ended, cpu = time.time(), time.process_time() - cpu
+        client.delete(queue, outbox)
+        return started, ended, cpu
     finally:
         client.close()
 
@@ -82,12 +104,16 @@ def run(env: Env, count: int) -> dict[str, Any]:
             loops.append(baseline(env, count))
     finally:
         env.stop_all(started)
+    parallel = parallel_baseline(env, count)
     around = {k: (loops[k - 1][0] + loops[k][0]) / 2 for k in runs}
     per_worker = {k: rate / k / around[k] for k, (rate, _) in runs.items()}
     loop_rate, loop_cpu = sum(r for r, _ in loops) / len(loops), sum(c for _, c in loops) / len(loops)
     return {
         "ratio_per_worker": min(per_worker.values()), "baseline_per_s": loop_rate, "notifications": count,
         "baseline_cpu_us": loop_cpu, "cpu_ratio": loop_cpu / runs[1][1], "baseline_runs_per_s": [r for r, _ in loops],
+        # Context, not a target: two loops at once, and two workers against them rather than against one loop.
+        "parallel_loops_per_s": parallel, "parallel_scaling": parallel / loop_rate,
+        "ratio_per_worker_vs_parallel_loops": runs[2][0] / parallel,
         **{f"workers_{k}": {"per_s": rate, "ratio_per_worker": per_worker[k], "cpu_us": cpu, "baseline_per_s": around[k]}
            for k, (rate, cpu) in runs.items()},
     }  # fmt: skip

@@ -66,6 +66,8 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             w = d[f"workers_{k}"]
             out.append((f"dispatch, {k} worker(s)", f"{w['per_s']:.0f}/s ({w['ratio_per_worker']:.2f}x per worker)",
                         f"{w['baseline_per_s']:.0f}/s loop", TARGETS["dispatch"][0] if k == 2 else ""))  # fmt: skip
+        out.append(("two loops at once (scaling)", "", f"{d['parallel_loops_per_s']:.0f}/s "
+                    f"({d['parallel_scaling']:.2f}x one)", ""))  # fmt: skip
         out.append(("dispatch CPU per notification", f"{d['workers_1']['cpu_us']:.0f} µs (1 worker)",
                     f"{d['baseline_cpu_us']:.0f} µs loop", ""))  # fmt: skip
     if "p99_ms" in r.get("timers", {}):
