@@ -109,7 +109,6 @@ end
 # Schedule the next look, or finish. KEYS: the family, then the policy snapshot
 # ARGV: id, token, next_due_ms ('' = none), final_status ('' = still active), final_at, reason,
 #       retention_s, index_ttl_s, policy_ttl_s
-# ARGV: id, token, next_due_ms ('' = none), final_status ('' = still active), final_at, reason, retention_s
 ADVANCE = (
     _RELEASE
     + """
@@ -139,7 +138,6 @@ return 1
 
 # A response or cancel; a stop is counted in the metrics hash as it happens.
 # KEYS: the family, then the metrics hash; ARGV: id, tenant, type, event_json, final_at, retention_s, metric_field
-# ARGV: id, tenant, type, event_json, final_at, retention_s
 STOP = (
     _RELEASE
     + """
