@@ -35,9 +35,10 @@ class AutoPipeline:
     the pipeline is ours: redis-py's Pipeline object cost ~10 µs of CPU per command in bookkeeping
     (command stack, per-reply callbacks, retries, metrics), a fifth of a worker's CPU per step.
 
-    Replies come as Redis sends them, without redis-py's per-command conversion (HGETALL is a flat
-    list). Give it a client without a socket timeout (`Store.connect` does): it bounds each batch
-    as a whole, where redis-py would start a timer for every reply.
+    Replies come as Redis sends them, without redis-py's per-command conversion (HGETALL is a map
+    over RESP3, a flat list over RESP2). The connection is not the pool's: `aclose` closes it. Give it
+    a client without a socket timeout (`Store.connect` does): it bounds each batch as a whole, where
+    redis-py would start a timer for every reply.
     """
 
     def __init__(self, client: aredis.Redis, timeout: float = REPLY_TIMEOUT_S) -> None:
