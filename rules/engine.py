@@ -135,7 +135,8 @@ def plan(policy: Policy, intent: Intent, state: State, now: datetime) -> Plan:
     actions: list[Planned] = []
     while True:
         step_plan = _plan_once(policy, intent, state, now)
-        fresh = [a for a in step_plan.actions if a.key not in {b.key for b in actions}]
+        planned = {b.key for b in actions}
+        fresh = [a for a in step_plan.actions if a.key not in planned]
         actions.extend(fresh)
         skips = [a for a in fresh if a.kind is Kind.SKIP]
         if step_plan.final is not None and actions:
