@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
+from channels.base import Channel, Message, SendResult
+from channels.registry import Registry
+from rules.model import Channel as ChannelName
 from tests.fixtures import Harness
 
 
@@ -129,3 +133,35 @@ def test_a_long_wait_keeps_the_notification_reachable_by_correlation_key(harness
     harness.at(timedelta(days=9))
     response = harness.call("POST", "/v1/events", json={"type": "responded", "correlation_key": "conversation:long"})
     assert response.json()["stopped"] == [nid]
+
+
+class _RespondDuringSend:
+    """A channel whose message the recipient answers while it is still on its way to them."""
+
+    def __init__(self, inner: Channel, respond: Callable[[str], None]) -> None:
+        self.inner, self.respond, self.name = inner, respond, inner.name
+
+    async def send(self, message: Message) -> SendResult:
+        result = await self.inner.send(message)
+        self.respond(message.notification_id)
+        return result
+
+
+def test_a_response_while_a_message_is_on_its_way_keeps_that_message_on_record(harness: Harness) -> None:
+    """The stop moves the fence while the worker waits on the provider: the worker still records what it
+    handed over (the timeline must not show a delivered message as pending), and sends nothing after."""
+    nid = harness.notify(event="quick.ping")  # email and sms at once, then more steps later
+
+    def respond(notification_id: str) -> None:
+        answer = harness.call("POST", f"/v1/notifications/{notification_id}/events", json={"type": "responded"})
+        assert answer.json()["result"] == "stopped"
+
+    rt = harness.runtime
+    rt.channels = Registry({c: _RespondDuringSend(rt.channels[c], respond) if c is ChannelName.SMS else rt.channels[c]
+                            for c in ChannelName})  # fmt: skip
+    harness.work()
+    harness.at(timedelta(days=1))
+    assert harness.sent(nid) == [("email", "inquiry-new"), ("sms", "inquiry-new")]
+    view = harness.show(nid)
+    assert view["status"] == "stopped"
+    assert {d["channel"]: d["status"] for d in view["deliveries"]} == {"email": "delivered", "sms": "delivered"}
