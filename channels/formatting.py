@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, tzinfo
@@ -61,14 +61,23 @@ def _babel_locale(tags: tuple[str, ...]) -> Locale:
     return Locale("en")
 
 
-@contextlib.contextmanager
-def formatting(tags: list[str], timezone: str | None) -> Iterator[Formatting]:
-    current = Formatting(babel_locale(tags), ZoneInfo(timezone) if timezone else UTC)
-    token = _CURRENT.set(current)
-    try:
-        yield current
-    finally:
-        _CURRENT.reset(token)
+class formatting:  # a context manager, named and used like one written with contextlib
+    """Format for `tags` (the first Babel knows) and `timezone` while the `with` block runs.
+
+    A class rather than @contextlib.contextmanager: a render enters it once per send, and the
+    generator machinery cost more than the work (python -m bench, dispatch)."""
+
+    __slots__ = ("_token", "current")
+
+    def __init__(self, tags: list[str], timezone: str | None) -> None:
+        self.current = Formatting(babel_locale(tags), ZoneInfo(timezone) if timezone else UTC)
+
+    def __enter__(self) -> Formatting:
+        self._token = _CURRENT.set(self.current)
+        return self.current
+
+    def __exit__(self, *exc: object) -> None:
+        _CURRENT.reset(self._token)
 
 
 def _moment(value: Any, name: str) -> datetime:

@@ -89,6 +89,7 @@ class _Folder:
     options: TemplateOptions | OptionsError
     checked: float  # monotonic time of the last scan
     compiled: dict[str, Template] = field(default_factory=dict)
+    picked: dict[tuple[Channel, str, str], str] = field(default_factory=dict)  # pick_locale's answers
     push_data: dict[str, list[tuple[str, Template]]] = field(default_factory=dict)
 
 
@@ -135,9 +136,13 @@ class Renderer:
     def pick_locale(self, template: str, channel: Channel, wanted: str, default: str) -> str:
         """The first locale folder in the fallback chain that has every required part of `channel`."""
         scanned = self._folder(template)
+        picked = scanned.picked.get((channel, wanted, default))
+        if picked is not None:  # kept with the scan: a changed folder is scanned afresh
+            return picked
         for tag in locale_chain(wanted, default):
             found = scanned.locales.get(_norm(tag))
             if found and all(f"{found}/{file}" in scanned.files for file in required(channel)):
+                scanned.picked[(channel, wanted, default)] = found
                 return found
         files = " and ".join(required(channel))
         raise RenderError(

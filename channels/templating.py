@@ -13,7 +13,6 @@ They differ in how a `{{ value }}` is written out:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -22,7 +21,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from jinja2 import FileSystemLoader, StrictUndefined, TemplateSyntaxError, select_autoescape
+from jinja2 import FileSystemLoader, StrictUndefined, TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 from jinja2.utils import missing
 
@@ -98,21 +97,30 @@ def name_containers(context: dict[str, Any]) -> dict[int, str]:
     return names
 
 
-@contextlib.contextmanager
-def naming(context: dict[str, Any]) -> Iterator[None]:
+class naming:  # a context manager (a class: see channels.formatting.formatting)
     """While rendering with this context, undefined messages name the missing field."""
-    token = _CONTEXT.set(context)
-    try:
-        yield
-    finally:
-        _CONTEXT.reset(token)
+
+    __slots__ = ("_token", "context")
+
+    def __init__(self, context: dict[str, Any]) -> None:
+        self.context = context
+
+    def __enter__(self) -> None:
+        self._token = _CONTEXT.set(self.context)
+
+    def __exit__(self, *exc: object) -> None:
+        _CONTEXT.reset(self._token)
 
 
-def _environment(loader: FileSystemLoader, finalize: Callable[[Any], Any] | None) -> SandboxedEnvironment:
+def _environment(
+    loader: FileSystemLoader, finalize: Callable[[Any], Any] | None, *, html: bool = False
+) -> SandboxedEnvironment:
     env = SandboxedEnvironment(
         loader=loader,
         undefined=ClearUndefined,
-        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False, default=False),
+        # HTML parts escape what they insert, the others do not. A fixed setting per environment, not
+        # select_autoescape: Jinja calls that function on every render to decide.
+        autoescape=html,
         keep_trailing_newline=False,
         auto_reload=True,
         finalize=finalize,
@@ -128,6 +136,7 @@ class Environments:
         self.root = root
         loader = FileSystemLoader(str(root))
         self.text = _environment(loader, None)
+        self.html = _environment(loader, None, html=True)
         self.slack = _environment(loader, _slack)
         self.slack_json = _environment(loader, _slack_json)
 
@@ -136,7 +145,7 @@ class Environments:
             return self.slack
         if file == "slack.blocks.json":
             return self.slack_json
-        return self.text
+        return self.html if file.endswith(".html") else self.text
 
 
 def line_of(exc: BaseException, filename: str) -> int | None:
