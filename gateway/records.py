@@ -52,15 +52,15 @@ class Delivery(BaseModel):
     @classmethod
     def planned(cls, action: Planned, now: datetime, claim: int, address: str | None) -> Delivery:
         skipped = action.kind is Kind.SKIP
-        # Built from the engine's typed values: nothing to validate (it was a tenth of the worker's pydantic time).
-        return cls.model_construct(
-            key=action.key, step=action.step, run=action.run, kind=action.kind, channel=action.channel,
-            target=action.target, template=action.template,
-            status=DeliveryStatus.SKIPPED if skipped else DeliveryStatus.PENDING,
-            at=now, updated_at=now, primary=action.primary,
-            reason=action.why,
-            fallback_for=action.fallback_for, bridge=action.bridge, address=address, claim=claim,
-        )  # fmt: skip
+        # Built from the engine's typed values: nothing to validate. A copy of a blank attempt with every
+        # field given, not model_construct, which walks the fields one by one: half the CPU.
+        return _BLANK.model_copy(update={
+            "key": action.key, "step": action.step, "run": action.run, "kind": action.kind,
+            "channel": action.channel, "target": action.target, "template": action.template,
+            "status": DeliveryStatus.SKIPPED if skipped else DeliveryStatus.PENDING,
+            "at": now, "updated_at": now, "primary": action.primary, "reason": action.why,
+            "fallback_for": action.fallback_for, "bridge": action.bridge, "address": address, "claim": claim,
+        })  # fmt: skip
 
     @classmethod
     def from_stored(cls, key: str, raw: str) -> Delivery:
@@ -83,6 +83,10 @@ class Delivery(BaseModel):
         )  # fmt: skip
 
 
+_BLANK = Delivery.model_construct(
+    step=0, run=0, channel=Channel.EMAIL, template="", status=DeliveryStatus.PENDING,
+    at=datetime.min.replace(tzinfo=UTC), updated_at=datetime.min.replace(tzinfo=UTC), claim=0,
+)  # fmt: skip
 _SET_DEFAULTS = tuple(
     (name, field.default)
     for name, field in Delivery.model_fields.items()

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from gateway.records import Delivery
-from rules.engine import Kind
+from rules.engine import Kind, Planned
 from rules.model import Channel
 from rules.status import DeliveryStatus
 
@@ -54,3 +54,18 @@ def test_attempts_stored_with_their_key_by_earlier_versions_still_read() -> None
 def test_an_attempt_is_stored_without_exactly_its_key_and_its_defaults(changes: dict[str, object]) -> None:
     attempt = delivery(**changes)
     assert json.loads(attempt.stored()) == json.loads(attempt.model_dump_json(exclude_defaults=True, exclude={"key"}))
+
+
+@pytest.mark.parametrize("kind", [Kind.SEND, Kind.SKIP])
+def test_an_attempt_planned_from_an_engine_action_is_a_valid_attempt(kind: Kind) -> None:
+    """`planned` builds without validation (the hot path); it must equal what validation would build."""
+    action = Planned(kind=kind, step=1, run=2, channel=Channel.CALL, target="counterpart", template="call-intro",
+                     due=AT, deferred_from=AT, fallback_for=Channel.SMS, bridge="recipient")  # fmt: skip
+    built = Delivery.planned(action, AT, 7, "+141*****23")
+    validated = Delivery.model_validate(built.model_dump())
+    assert built == validated
+    assert built.status is (DeliveryStatus.SKIPPED if kind is Kind.SKIP else DeliveryStatus.PENDING)
+    assert (built.key, built.claim, built.primary, built.reason, built.at) == ("1.2.call", 7, False, "quiet_hours", AT)
+    assert (built.target, built.template, built.fallback_for, built.bridge) == (
+        "counterpart", "call-intro", Channel.SMS, "recipient")  # fmt: skip
+    assert Delivery.from_stored(built.key, built.stored()) == built
