@@ -143,8 +143,8 @@ def plan(policy: Policy, intent: Intent, state: State, now: datetime) -> Plan:
             # The replay saw only the skips, not the sends planned beside them: never
             # finish in the same plan. The caller records these; the next plan finishes.
             return Plan(actions=tuple(actions))
-        if not skips:
-            return replace(step_plan, actions=tuple(actions)) if actions else step_plan
+        if not skips:  # (a Plan built directly: dataclasses.replace inspects the fields on every call)
+            return Plan(tuple(actions), step_plan.wake_at, step_plan.final) if actions else step_plan
         recorded = tuple(_as_attempt(a) for a in skips)
         state = replace(state, attempts=state.attempts + recorded)
 
@@ -213,6 +213,8 @@ def _finished(state: State) -> Final:
 
 def _defer(policy: Policy, intent: Intent, target: str, due: datetime) -> datetime:
     """Quiet hours are kept in the timezone of the person reached (the recipient's for destinations)."""
+    if policy.quiet_hours is None:
+        return due
     who = person(intent, target) or intent.recipient
     zone = ZoneInfo(who.timezone or intent.recipient.timezone or "UTC")
     return defer(policy.quiet_hours, zone, due).astimezone(UTC)
