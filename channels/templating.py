@@ -112,10 +112,25 @@ class naming:  # a context manager (a class: see channels.formatting.formatting)
         _CONTEXT.reset(self._token)
 
 
+_DICT_ATTRIBUTES = frozenset(dir(dict))
+
+
+class _Sandbox(SandboxedEnvironment):
+    """Jinja's sandbox; `data.listing` on a plain dict is looked up without raising an exception."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        # Jinja tries the attribute first and takes the item when that raises AttributeError, which costs
+        # more than the rest of a render's lookups together. A dict whose type has no such attribute gives
+        # the item either way: the same answer, from the same sandbox rules (items are not filtered).
+        if type(obj) is dict and type(attribute) is str and attribute not in _DICT_ATTRIBUTES and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
+
 def _environment(
     loader: FileSystemLoader, finalize: Callable[[Any], Any] | None, *, html: bool = False
 ) -> SandboxedEnvironment:
-    env = SandboxedEnvironment(
+    env = _Sandbox(
         loader=loader,
         undefined=ClearUndefined,
         # HTML parts escape what they insert, the others do not. A fixed setting per environment, not

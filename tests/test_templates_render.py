@@ -153,6 +153,14 @@ def test_the_sandbox_refuses_unsafe_attributes(tmp_path: Path) -> None:
         renderer.render("t", Channel.SMS, intent(), None)
 
 
+def test_a_data_key_named_like_a_dict_method_reads_as_jinja_reads_it(tmp_path: Path) -> None:
+    """`data.x` looks the key up directly when dicts have no attribute x (a shortcut); otherwise as Jinja does."""
+    renderer = make(tmp_path, {"t/en/sms.txt": "{{ data.listing.title }}|{{ data['items'] }}|{{ data.items is callable }}"
+                                               "|{{ data._note }}|{{ data.__class__ is defined }}"})  # fmt: skip
+    body = renderer.render("t", Channel.SMS, intent(listing={"title": "Red bike"}, items=3, _note="n"), None)
+    assert body.parts["body"] == "Red bike|3|True|n|False"
+
+
 def test_no_phone_or_email_reaches_a_template(tmp_path: Path) -> None:
     renderer = make(tmp_path, {"t/en/sms.txt": "{{ recipient }} {{ counterpart }} {{ to }}"})
     body = renderer.render("t", Channel.SMS, intent(), None).parts["body"]
