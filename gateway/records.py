@@ -133,10 +133,11 @@ class Stored:
                     logged.append((int(k[2:]), v))
         logged.sort()  # in order of n
         events = [_event(json.loads(v)) for _, v in logged]
+        created = from_ms(int(raw["created_ms"]))
         return cls(
             id=nid, tenant=raw["tenant"], status=NotificationStatus(raw["status"]), token=int(raw.get("token", 0)),
             policy=raw["policy"], version=raw["version"], intent=Intent.model_validate_json(raw["intent"], context=TRUSTED),  # ours, validated on creation
-            created_at=from_ms(int(raw["created_ms"])), started_at=from_ms(int(raw["created_ms"])),
+            created_at=created, started_at=created,
             correlation_key=raw.get("corr") or None, deliveries=deliveries, events=events,
             final_at=datetime.fromisoformat(raw["final_at"]) if raw.get("final_at") else None,
             final_reason=raw.get("final_reason") or None, due_ms=int(raw["due"]) if raw.get("due") else None,
