@@ -4,12 +4,14 @@ the auto-pipeline keeps each caller's reply, error and failure its own on one co
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from datetime import timedelta
 from typing import Any
 
 import pytest
 import redis.asyncio as aredis
 
+from gateway import lua
 from gateway.autopipe import AutoPipeline, hiredis_packing
 from gateway.embedded import EmbeddedRedis
 from gateway.records import Stored
@@ -139,3 +141,40 @@ def test_a_notification_loads_alike_over_either_protocol(redis_server: EmbeddedR
 
     stored = asyncio.run(run())
     assert stored is not None and stored.token == 4 and stored.intent.recipient.email == "u@example.com"
+
+
+def test_a_resp3_push_message_between_replies_is_not_taken_for_a_reply(redis_server: EmbeddedRedis) -> None:
+    """Replies are read straight from hiredis: an out-of-band message (here a client-tracking invalidation)
+    must be skipped, or every later caller on the connection would get the reply meant for the one before."""
+
+    async def run() -> list[Any]:
+        client, pipe = _piped(f"{redis_server.url}?protocol=3")
+        try:
+            await pipe.execute("CLIENT", "TRACKING", "ON")
+            await pipe.execute("GET", "autopipe:tracked")  # now tracked: a change sends this connection a push
+            await client.set("autopipe:tracked", "changed")
+            await asyncio.sleep(0.05)  # the invalidation is on the wire before the next batch's replies
+            return list(await asyncio.gather(pipe.execute("ECHO", "first"), pipe.execute("ECHO", "second")))
+        finally:
+            await client.delete("autopipe:tracked")
+            await pipe.aclose()
+            await client.aclose()
+
+    assert asyncio.run(run()) == ["first", "second"]
+
+
+def test_scripts_lost_by_a_restarted_redis_are_loaded_again(redis_server: EmbeddedRedis) -> None:
+    """A script's NOSCRIPT error reaches the store as redis-py's NoScriptError, which reloads it."""
+
+    async def run() -> tuple[bool, list[bool]]:
+        store = Store.connect(redis_server.url, timedelta(days=1))
+        try:
+            await store.r.script_flush()
+            refused = await store.replace_intent("autopipe-missing", 1, "{}")  # FENCED_SET: no such notification
+            sha = hashlib.sha1(lua.FENCED_SET.encode()).hexdigest()
+            return refused, await store.r.script_exists(sha)
+        finally:
+            await store.close()
+
+    refused, exists = asyncio.run(run())
+    assert refused is False and exists == [True]
