@@ -121,11 +121,11 @@ class AutoPipeline:
             self._flush()  # what was issued while this batch was on the wire
 
 
-# Replies straight from the connection's hiredis reader. redis-py's read_response wraps each reply in four
-# layers of coroutines, timeout and error bookkeeping: ~1.3 µs of CPU per command, a fifth of what a
-# command costs the auto-pipeline (a worker sends five per step). The reader and the stream are redis-py's own, set up by its
-# handshake (protocol, decoding, error classes such as NoScriptError); they are private attributes, so
-# anything unexpected (no hiredis, another parser) takes redis-py's path instead.
+# Replies straight from the connection's hiredis reader. redis-py's read_response wraps each reply in
+# four layers of coroutines, timeout and error bookkeeping: ~1.3 µs of CPU per command, a fifth of what
+# a command costs the auto-pipeline (a worker sends five per step). The reader and the stream are
+# redis-py's own, set up by its handshake (protocol, decoding, error classes such as NoScriptError);
+# they are private attributes, so anything unexpected (no hiredis, another parser) takes redis-py's path.
 _PUSH: type[Any] = getattr(hiredis, "PushNotification", type(None))  # RESP3 out-of-band messages
 _PARSER: type[Any] | None
 try:

@@ -213,8 +213,8 @@ def _finished(state: State) -> Final:
 
 def _defer(policy: Policy, intent: Intent, target: str, due: datetime) -> datetime:
     """Quiet hours are kept in the timezone of the person reached (the recipient's for destinations)."""
-    if policy.quiet_hours is None:
-        return due
+    if policy.quiet_hours is None:  # no zone to look up: the due time stands
+        return due.astimezone(UTC)
     who = person(intent, target) or intent.recipient
     zone = ZoneInfo(who.timezone or intent.recipient.timezone or "UTC")
     return defer(policy.quiet_hours, zone, due).astimezone(UTC)
