@@ -307,6 +307,10 @@ class TimerStore:
         text = [x.decode() if isinstance(x, bytes) else str(x) for x in flat]
         return [Leased(text[i], int(float(text[i + 1])), int(text[i + 2])) for i in range(0, len(text), 3)]
 
+    def due_count(self, now_ms: int) -> int:
+        """Due steps not leased yet."""
+        return int(self.r.zcount(keys.DUE, "-inf", now_ms))
+
     def next_due_ms(self) -> int | None:
         first = self.r.zrange(keys.DUE, 0, 0, withscores=True)
         return int(first[0][1]) if first else None

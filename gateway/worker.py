@@ -28,7 +28,9 @@ from gateway.store import Leased, TimerStore
 
 log = logging.getLogger("parley.worker")
 
-BATCH = 200
+BATCH = 200  # the smallest job cut from a backlog; a lease of fewer due steps is one job
+MAX_BATCH = 500  # the largest: RQ's own work is ~5 ms of CPU per job, whatever the job's size
+LEASE_LIMIT = 2000  # due steps one lease takes at most
 LEASE_MS = 60_000  # a job not finished by then is run again by another worker
 POLL_S = 0.02  # the longest the timer sleeps: bounds how late an item added "now" fires
 COALESCE_S = 0.05  # after leasing a partial batch: lets steps falling due meanwhile share one job
@@ -67,6 +69,23 @@ async def _run_all(rt: Runtime, leased: list[Leased]) -> None:
     await rt.store.count_many(counts)
 
 
+def job_sizes(count: int, behind: int = 0) -> list[int]:
+    """How a lease of `count` due steps is cut into jobs, with `behind` more due steps still waiting for
+    the next lease: a quarter of all that is left, between BATCH and MAX_BATCH (a remainder smaller than
+    BATCH joins the last job, or the one before takes BATCH fewer). Big jobs while a backlog lasts spread RQ's per-job work over more steps;
+    the shrinking ones at its end let every worker finish at about the same time (one big job left last
+    would keep one worker busy while the others idle)."""
+    sizes: list[int] = []
+    left = count
+    while left > 0:
+        size = max(BATCH, min(MAX_BATCH, (left + behind) // 4))
+        if left - size < BATCH:  # no job smaller than BATCH after this one
+            size = left if left <= MAX_BATCH else left - BATCH
+        sizes.append(size)
+        left -= size
+    return sizes
+
+
 class Timer:
     """Leases due notifications and enqueues them as RQ jobs. Safe to run in every worker."""
 
@@ -82,19 +101,24 @@ class Timer:
     def fire(self) -> int:
         """Enqueue everything due now; returns how many notifications were leased."""
         now_ms = int(self.clock().timestamp() * 1000)
-        leased = self.store.lease(now_ms, BATCH * 10, self.lease_ms)
-        for start in range(0, len(leased), BATCH):
-            chunk = [[x.id, x.due_ms, x.token] for x in leased[start : start + BATCH]]
-            self.queue.enqueue(
-                run_batch, chunk, result_ttl=0, failure_ttl=7 * 86400, job_timeout=max(self.lease_ms // 1000, 1)
-            )
+        leased = self.store.lease(now_ms, LEASE_LIMIT, self.lease_ms)
+        behind = self.store.due_count(now_ms) if len(leased) >= LEASE_LIMIT else 0
+        jobs, start = [], 0
+        for size in job_sizes(len(leased), behind):
+            chunk = [[x.id, x.due_ms, x.token] for x in leased[start : start + size]]
+            start += size
+            jobs.append(Queue.prepare_data(
+                run_batch, [chunk], result_ttl=0, failure_ttl=7 * 86400, timeout=max(self.lease_ms // 1000, 1)
+            ))  # fmt: skip
+        if jobs:
+            self.queue.enqueue_many(jobs)  # one round trip for all of them
         return len(leased)
 
     def run_forever(self) -> None:
         while not self._stop.is_set():
             try:
                 fired = self.fire()
-                if fired >= BATCH * 10:
+                if fired >= LEASE_LIMIT:
                     continue  # a backlog: keep leasing
                 if fired:
                     # Due times spread over time would otherwise be leased one by one, each its own
