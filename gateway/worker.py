@@ -9,6 +9,7 @@ a batch overlap while they wait on providers.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import threading
 import time
@@ -51,8 +52,18 @@ def run_batch(items: list[list[Any]]) -> int:
     if _runtime is None or _loop is None:
         raise RuntimeError("worker runtime not installed (start workers with `parley worker`)")
     rt = _runtime
-    leased = [Leased(str(i[0]), int(i[1]), int(i[2])) for i in items]
-    _loop.run_until_complete(_run_all(rt, leased))
+    # No cyclic collection while a batch runs. Its notifications are all in flight at once, so the
+    # youngest generation fills with live objects that every collection walks and none frees (with jobs
+    # of 500: ~15 ms a collection, ~30 µs of CPU per step; python -m bench). Reference counting frees what
+    # a step allocates; the few cycles (tracebacks, finished tasks) wait for the end of the batch.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        leased = [Leased(str(i[0]), int(i[1]), int(i[2])) for i in items]
+        _loop.run_until_complete(_run_all(rt, leased))
+    finally:
+        if collecting:
+            gc.enable()
     return len(leased)
 
 

@@ -1,6 +1,9 @@
-"""The timer: how due notifications become RQ jobs."""
+"""The timer and its jobs: how due notifications become RQ jobs, and how a job runs them."""
 
 from __future__ import annotations
+
+import gc
+from typing import Any
 
 import pytest
 from rq import Queue
@@ -48,3 +51,28 @@ def test_a_backlog_is_handed_out_once_in_shrinking_jobs(harness: Harness, monkey
     # 13 still due behind the first lease: its jobs are the biggest; 3 behind the second: they shrink.
     assert [len(chunk) for chunk in chunks] == [5, 5, 3, 2, 2, 3, 3]
     assert sorted(item[0] for chunk in chunks for item in chunk) == sorted(ids)
+
+
+def test_a_batch_runs_without_collector_pauses_and_leaves_the_collector_on(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = [harness.notify(event="quick.ping") for _ in range(5)]
+    now_ms = int(harness.clock.now.timestamp() * 1000)
+    items = [[x.id, x.due_ms, x.token] for x in harness.timer.store.lease(now_ms, 10, 2000)]
+    collections: list[int] = []
+
+    def seen(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    threshold = gc.get_threshold()
+    gc.set_threshold(1)  # any allocation would start a collection
+    gc.callbacks.append(seen)
+    try:
+        assert worker.run_batch(items) == len(ids)
+    finally:
+        gc.callbacks.remove(seen)
+        gc.set_threshold(*threshold)
+    assert collections == []
+    assert gc.isenabled()
+    assert all(harness.sent(nid) == [("email", "inquiry-new"), ("sms", "inquiry-new")] for nid in ids)
