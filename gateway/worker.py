@@ -54,8 +54,8 @@ def run_batch(items: list[list[Any]]) -> int:
     rt = _runtime
     # No cyclic collection while a batch runs. Its notifications are all in flight at once, so the
     # youngest generation fills with live objects that every collection walks and none frees (with jobs
-    # of 500: ~15 ms a collection, ~30 µs of CPU per step; python -m bench). Reference counting frees what
-    # a step allocates; the few cycles (tracebacks, finished tasks) wait for the end of the batch.
+    # of 500: ~15 ms a collection, ~30 µs of CPU per step, timed with gc.callbacks). Reference counting
+    # frees what a step allocates; the few cycles (tracebacks, finished tasks) wait for the batch's end.
     collecting = gc.isenabled()
     gc.disable()
     try:
@@ -83,9 +83,9 @@ async def _run_all(rt: Runtime, leased: list[Leased]) -> None:
 def job_sizes(count: int, behind: int = 0) -> list[int]:
     """How a lease of `count` due steps is cut into jobs, with `behind` more due steps still waiting for
     the next lease: a quarter of all that is left, between BATCH and MAX_BATCH (a remainder smaller than
-    BATCH joins the last job, or the one before takes BATCH fewer). Big jobs while a backlog lasts spread RQ's per-job work over more steps;
-    the shrinking ones at its end let every worker finish at about the same time (one big job left last
-    would keep one worker busy while the others idle)."""
+    BATCH joins the last job, or the one before takes BATCH fewer). Big jobs while a backlog lasts spread
+    RQ's per-job work over more steps; the shrinking ones at its end let every worker finish at about the
+    same time (one big job left last would keep one worker busy while the others idle)."""
     sizes: list[int] = []
     left = count
     while left > 0:

@@ -53,9 +53,7 @@ def test_a_backlog_is_handed_out_once_in_shrinking_jobs(harness: Harness, monkey
     assert sorted(item[0] for chunk in chunks for item in chunk) == sorted(ids)
 
 
-def test_a_batch_runs_without_collector_pauses_and_leaves_the_collector_on(
-    harness: Harness, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_batch_runs_without_collector_pauses_and_leaves_the_collector_on(harness: Harness) -> None:
     ids = [harness.notify(event="quick.ping") for _ in range(5)]
     now_ms = int(harness.clock.now.timestamp() * 1000)
     items = [[x.id, x.due_ms, x.token] for x in harness.timer.store.lease(now_ms, 10, 2000)]
