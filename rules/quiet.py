@@ -16,6 +16,15 @@ def defer(quiet: QuietHours | None, zone: ZoneInfo, due: datetime) -> datetime:
     """
     if quiet is None:
         return due
+    # A quiet period's end can land inside the next one when the clocks jump
+    # over the whole open window (quiet 02:15-02:00, the night 02:00 becomes
+    # 03:00): then the send waits for the following end. Two jumps never fall
+    # within a day, so the second end is outside.
+    once = _period_end(quiet, zone, due)
+    return once if once == due else _period_end(quiet, zone, once)
+
+
+def _period_end(quiet: QuietHours, zone: ZoneInfo, due: datetime) -> datetime:
     local = due.astimezone(zone)
     now_t = local.time().replace(tzinfo=None)
     start, end = quiet.start, quiet.end

@@ -175,6 +175,15 @@ def test_defer_boundaries(start: str, end: str, due: str, expected: str) -> None
     assert defer(quiet, ZoneInfo("UTC"), at(due)) == at(expected)
 
 
+def test_an_open_window_the_clocks_skip_waits_for_the_next_one() -> None:
+    # Only 02:00-02:15 is open, and on 2026-03-29 Berlin jumps from 02:00 to 03:00.
+    quiet = QuietHours(start=time(2, 15), end=time(2, 0))
+    berlin = ZoneInfo("Europe/Berlin")
+    due = at("2026-03-28T23:00:00Z")  # 00:00 CET, inside quiet hours
+    # The night after, 02:00 CEST, not 03:00 CEST (= the skipped 02:00), which is quiet.
+    assert defer(quiet, berlin, due) == at("2026-03-30T00:00:00Z")
+
+
 def test_times_are_utc() -> None:
     policy = compile_policy('quiet_hours: {start: "21:00", end: "08:00"}\nsteps:\n  - send: push')
     result = plan(policy, make_intent(person(tz="Europe/Berlin")), State(started_at=NOW), NOW)
