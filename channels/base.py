@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
@@ -14,7 +15,7 @@ class Outcome(StrEnum):
     DELIVERED = "delivered"  # the provider confirmed delivery
     TRANSIENT = "transient"  # try again later (timeouts, 429, 5xx, 4xx SMTP)
     PERMANENT = "permanent"  # will not work for this address; the fallback takes over
-    CANCELLED = "cancelled"  # the notification stopped before the message was handed over
+    CANCELLED = "cancelled"  # not handed over: the notification stopped, or the worker's lease is ending
 
 
 class Reason(StrEnum):
@@ -48,7 +49,11 @@ class SendResult:
 
 @dataclass(frozen=True)
 class Message:
-    """A rendered message for one address. `fence` lets a provider refuse a stopped notification."""
+    """A rendered message for one address. `fence` lets a provider refuse a stopped notification.
+
+    `deadline` (a `time.monotonic()` value) is when the sending worker's lease on the
+    notification ends; None when no lease bounds the send.
+    """
 
     tenant: str
     notification_id: str
@@ -59,6 +64,21 @@ class Message:
     template: str
     locale: str
     parts: dict[str, str] = field(default_factory=dict)
+    deadline: float | None = None
+
+
+LEASE_ENDING = SendResult(Outcome.CANCELLED, detail="lease ending: not handed to the provider")
+
+
+def too_late(deadline: float | None, call_timeout: float) -> bool:
+    """Whether a provider call starting now could still run when the lease (`Message.deadline`) ends.
+
+    Then another worker may perform the same attempt, and a provider with no idempotency
+    key would deliver it twice; so the adapter does not start the call, and the attempt
+    stays pending for the next lease. Adapters ask at the moment the call would start:
+    after waiting for an SMTP session or a thread, which a burst can make long.
+    """
+    return deadline is not None and time.monotonic() + call_timeout >= deadline
 
 
 class Channel(Protocol):

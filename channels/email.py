@@ -8,6 +8,7 @@ duplicate, and it is returned as the provider id.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Mapping
 from email.message import EmailMessage
@@ -17,7 +18,7 @@ from typing import Annotated, Literal
 import aiosmtplib
 from pydantic import Field
 
-from channels.base import Message, Outcome, Reason, SendResult
+from channels.base import LEASE_ENDING, Message, Outcome, Reason, SendResult, too_late
 from channels.common import ProviderConfigError, Section, env_secret
 from rules.model import Channel as ChannelName
 
@@ -40,6 +41,9 @@ class EmailSettings(Section):
     username_env: str | None = None  # no username: no AUTH
     password_env: str | None = None
     timeout: Annotated[float, Field(gt=0)] = 30.0
+    # A worker's batch sends all at once; relays limit sessions per client (Postfix: 50)
+    # and answer the rest 421, which would cost each message a try.
+    max_sessions: Annotated[int, Field(ge=1)] = 10  # at once, per worker process
     validate_certs: bool = True
     default: EmailSender
     tenants: dict[str, EmailSender] = Field(default_factory=dict)
@@ -81,9 +85,23 @@ class EmailChannel:
                 raise ProviderConfigError("providers.email: username_env needs password_env")
             user = env_secret(environ, settings.username_env, "providers.email")
             self._auth = (user, env_secret(environ, settings.password_env, "providers.email"))
+        self._sessions: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
 
     async def send(self, message: Message) -> SendResult:
         mail = self.compose(message)
+        async with self._session_slot():
+            if too_late(message.deadline, self.settings.timeout):
+                return LEASE_ENDING
+            return await self._submit(message, mail)
+
+    def _session_slot(self) -> asyncio.Semaphore:
+        """`max_sessions` for the running loop (a semaphore serves one loop; tests run several)."""
+        loop = asyncio.get_running_loop()
+        if self._sessions is None or self._sessions[0] is not loop:
+            self._sessions = (loop, asyncio.Semaphore(self.settings.max_sessions))
+        return self._sessions[1]
+
+    async def _submit(self, message: Message, mail: EmailMessage) -> SendResult:
         s = self.settings
         try:
             refused, _ = await aiosmtplib.send(

@@ -20,7 +20,7 @@ from pydantic import Field
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from channels.base import Message, Outcome, Reason, SendResult
+from channels.base import LEASE_ENDING, Message, Outcome, Reason, SendResult, too_late
 from channels.common import Section, env_secret, header, retry_after
 from rules.model import Channel as ChannelName
 
@@ -93,6 +93,8 @@ class SlackChannel:
 
     async def send(self, message: Message) -> SendResult:
         text = message.parts.get("text", "")
+        if too_late(message.deadline, self.settings.timeout):
+            return LEASE_ENDING
         try:
             channel = await self._conversation(message.address)
             posted = await self.client.chat_postMessage(

@@ -47,4 +47,4 @@ class SmsChannel:
         def create(client: Client) -> Any:
             return client.messages.create(**params)
 
-        return await self.twilio.create(create)
+        return await self.twilio.create(create, message.deadline)

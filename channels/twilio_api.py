@@ -21,7 +21,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from channels.base import Outcome, Reason, SendResult
+from channels.base import LEASE_ENDING, Outcome, Reason, SendResult, too_late
 from channels.common import E164, Section, env_secret, header, retry_after
 
 STATUS_PATH = "/webhooks/twilio/status"
@@ -127,6 +127,7 @@ class Twilio:
         self, settings: TwilioSettings, environ: Mapping[str, str], http_client: RecordingHttpClient | None = None
     ) -> None:
         what = "providers.sms/voice"
+        self.timeout = settings.timeout
         self.http = http_client or RecordingHttpClient(settings.timeout)
         self.client = Client(
             env_secret(environ, settings.account_sid_env, what),
@@ -134,11 +135,14 @@ class Twilio:
             http_client=self.http,
         )
 
-    async def create(self, call: Callable[[Client], Any]) -> SendResult:
-        """Run `call(client)` (a `.create(...)` returning a resource with a `sid`) in a thread."""
-        return await asyncio.to_thread(self._create, call)
+    async def create(self, call: Callable[[Client], Any], deadline: float | None = None) -> SendResult:
+        """Run `call(client)` (a `.create(...)` returning a resource with a `sid`) in a thread,
+        unless the thread is free too late for `deadline` (channels.base.too_late)."""
+        return await asyncio.to_thread(self._create, call, deadline)
 
-    def _create(self, call: Callable[[Client], Any]) -> SendResult:
+    def _create(self, call: Callable[[Client], Any], deadline: float | None) -> SendResult:
+        if too_late(deadline, self.timeout):  # asked in the thread: waiting for one is the delay
+            return LEASE_ENDING
         try:
             resource = call(self.client)
         except (TwilioRestException, TwilioServiceException) as exc:

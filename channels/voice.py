@@ -59,7 +59,7 @@ class VoiceChannel:
         def create(client: Client) -> Any:
             return client.calls.create(**params)
 
-        return await self.twilio.create(create)
+        return await self.twilio.create(create, message.deadline)
 
     def params(self, message: Message) -> dict[str, Any]:
         s = self.settings

@@ -58,6 +58,9 @@ class Runtime:
     # Counter increments for /metrics, written once per batch by the worker (gateway.worker):
     # one round trip per notification each was a fifth of a worker's Redis traffic.
     tally: Counter[str] = field(default_factory=Counter)
+    # When the running job's lease ends (time.monotonic()), set by the worker per job: adapters
+    # start no provider call that could outlast it (channels.base.too_late).
+    deadline: float | None = None
 
 
 class Fenced(Exception):
@@ -168,7 +171,7 @@ async def _send(rt: Runtime, stored: Stored, policy: Policy, delivery: Delivery,
         message = Message(
             tenant=stored.tenant, notification_id=stored.id, attempt_key=delivery.key, fence=delivery.claim,
             channel=delivery.channel, address=address, template=delivery.template, locale=rendered.locale,
-            parts=rendered.parts,
+            parts=rendered.parts, deadline=rt.deadline,
         )  # fmt: skip
         result = await rt.channels[delivery.channel].send(message)
     if result.outcome is Outcome.CANCELLED:
@@ -182,12 +185,14 @@ async def _send(rt: Runtime, stored: Stored, policy: Policy, delivery: Delivery,
 
 
 async def _fenced_out(rt: Runtime, nid: str, delivery: Delivery, result: SendResult, now: datetime) -> None:
-    """The provider refused under our fence. If the notification stopped, the attempt is over;
-    if another worker took the lease, the attempt stays pending for it to perform."""
+    """Not handed over: under our fence, or with our lease ending. If the notification stopped, the
+    attempt is over; otherwise it stays pending for the next lease to perform."""
     current = await rt.store.load(nid)
     if current is not None and current.status is NotificationStatus.STOPPED:
         update = {"status": DeliveryStatus.SKIPPED, "reason": "stopped", "error": result.detail, "updated_at": now}
         await rt.store.record(nid, delivery.model_copy(update=update))
+    else:
+        log.info("notification %s: %s %s given back (%s)", nid, delivery.channel, delivery.key, result.detail)
     raise Fenced
 
 

@@ -47,8 +47,11 @@ def install(runtime: Runtime) -> asyncio.AbstractEventLoop:
     return _loop
 
 
-def run_batch(items: list[list[Any]]) -> int:
-    """The RQ job: run each leased notification once. Returns how many it looked at."""
+def run_batch(items: list[list[Any]], lease_until_ms: int | None = None) -> int:
+    """The RQ job: run each leased notification once. Returns how many it looked at.
+
+    `lease_until_ms` is when the timer's lease on them ends (on the clock both use); jobs
+    enqueued without it (an older timer) send without that bound."""
     if _runtime is None or _loop is None:
         raise RuntimeError("worker runtime not installed (start workers with `parley worker`)")
     rt = _runtime
@@ -58,10 +61,13 @@ def run_batch(items: list[list[Any]]) -> int:
     # frees what a step allocates; the few cycles (tracebacks, finished tasks) wait for the batch's end.
     collecting = gc.isenabled()
     gc.disable()
+    if lease_until_ms is not None:  # on the monotonic clock, which the adapters read while sending
+        rt.deadline = time.monotonic() + lease_until_ms / 1000 - rt.clock().timestamp()
     try:
         leased = [Leased(str(i[0]), int(i[1]), int(i[2])) for i in items]
         _loop.run_until_complete(_run_all(rt, leased))
     finally:
+        rt.deadline = None
         if collecting:
             gc.enable()
     return len(leased)
@@ -119,7 +125,8 @@ class Timer:
             chunk = [[x.id, x.due_ms, x.token] for x in leased[start : start + size]]
             start += size
             jobs.append(Queue.prepare_data(
-                run_batch, [chunk], result_ttl=0, failure_ttl=7 * 86400, timeout=max(self.lease_ms // 1000, 1)
+                run_batch, [chunk, now_ms + self.lease_ms],  # the lease's end, as the LEASE script set it
+                result_ttl=0, failure_ttl=7 * 86400, timeout=max(self.lease_ms // 1000, 1),
             ))  # fmt: skip
         if jobs:
             self.queue.enqueue_many(jobs)  # one round trip for all of them

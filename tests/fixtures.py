@@ -148,7 +148,7 @@ class Harness:
         self.runtime = runtime_for(settings, settings.redis_url)
         self.runtime.clock = clock
         worker_module.install(self.runtime)
-        self.timer = Timer(client, queue_for(client), clock=clock, lease_ms=2000)
+        self.timer = Timer(client, queue_for(client), clock=clock)
 
     def close(self) -> None:
         self.api.__exit__(None, None, None)
