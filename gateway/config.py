@@ -149,6 +149,7 @@ def load_settings(path: Path, *, dev_key: bool = False, env: dict[str, str] | No
             problems.add(loc, _message(error), at_key=error["type"] == "extra_forbidden")
         raise RulesError(problems.sorted()) from None
     tenants = _tenants(spec, environ, problems)
+    _check_lease(spec, problems)
     if dev_key and not tenants:
         tenants[DEV_TENANT] = Tenant(DEV_TENANT, frozenset({hash_key(DEV_KEY)}), admin=True)
     if problems:
@@ -168,6 +169,20 @@ def load_settings(path: Path, *, dev_key: bool = False, env: dict[str, str] | No
         slack_signing_secret=environ.get(spec.webhooks.slack_signing_secret_env) or None,
         providers=spec.providers,
     )
+
+
+def _check_lease(spec: ConfigFile, problems: Problems) -> None:
+    """A worker starts no provider call that could outlast its lease (channels.base.too_late), so
+    a lease must leave room for calls: at least twice each provider's timeout."""
+    lease = parse_duration(spec.worker.lease).total_seconds()
+    for name in ProvidersConfig.model_fields:
+        section = getattr(spec.providers, name)
+        if section is not None and lease < 2 * section.timeout:
+            problems.add(
+                ("providers", name, "timeout"),
+                f"worker.lease ({spec.worker.lease}) must be at least twice this timeout ({section.timeout:g}s): "
+                "a worker sends only while a call can finish within its lease",
+            )
 
 
 def _tenants(spec: ConfigFile, environ: dict[str, str], problems: Problems) -> dict[str, Tenant]:
