@@ -61,9 +61,9 @@ def run_batch(items: list[list[Any]], lease_until_ms: int | None = None) -> int:
     # frees what a step allocates; the few cycles (tracebacks, finished tasks) wait for the batch's end.
     collecting = gc.isenabled()
     gc.disable()
-    if lease_until_ms is not None:  # on the monotonic clock, which the adapters read while sending
-        rt.deadline = time.monotonic() + lease_until_ms / 1000 - rt.clock().timestamp()
     try:
+        if lease_until_ms is not None:  # on the monotonic clock, which the adapters read while sending
+            rt.deadline = time.monotonic() + lease_until_ms / 1000 - rt.clock().timestamp()
         leased = [Leased(str(i[0]), int(i[1]), int(i[2])) for i in items]
         _loop.run_until_complete(_run_all(rt, leased))
     finally:
