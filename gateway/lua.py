@@ -166,3 +166,11 @@ redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[4]) - 1)
 redis.call('EXPIRE', KEYS[2], ARGV[5])
 return 'sent'
 """
+
+# A fixed-window rate-limit counter (gateway/ratelimit.py): the window starts with the first hit.
+# KEYS: counter  ARGV: amount, window_s
+RATE_INCR = """
+local v = redis.call('INCRBY', KEYS[1], ARGV[1])
+if v == tonumber(ARGV[1]) then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+return v
+"""

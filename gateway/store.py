@@ -279,6 +279,38 @@ class Store:
     async def due_depth(self) -> int:
         return int(await self.r.zcard(keys.DUE))
 
+    # -- rate limits and the audit log ------------------------------------------------------
+
+    async def rate_incr(self, key: str, window_s: int, amount: int) -> int:
+        """Count a hit in a fixed window that starts with its first hit (gateway/ratelimit.py)."""
+        return int(await self._run("RATE_INCR", [keys.rate_limit(key)], [amount, window_s]))
+
+    async def rate_get(self, key: str) -> tuple[int, float]:
+        """A window's count and its seconds left (0 when there is none)."""
+        count, ttl_ms = await self._pipe.execute("GET", keys.rate_limit(key)), 0
+        if count is not None:
+            ttl_ms = await self._pipe.execute("PTTL", keys.rate_limit(key))
+        return int(count or 0), max(0.0, int(ttl_ms) / 1000)
+
+    async def rate_clear(self, key: str) -> None:
+        await self.r.delete(keys.rate_limit(key))
+
+    async def audit_add(self, tenant: str, entry: str, min_id_ms: int, max_entries: int, ttl_s: int) -> str:
+        """Append an audit entry; entries before `min_id_ms` and beyond `max_entries` are trimmed."""
+        key = keys.audit(tenant)
+        async with self.r.pipeline(transaction=True) as pipe:
+            pipe.xadd(key, {"e": entry}, maxlen=max_entries, approximate=True)
+            pipe.xtrim(key, minid=str(min_id_ms), approximate=True)
+            pipe.expire(key, ttl_s)
+            added = await pipe.execute()
+        return str(added[0])
+
+    async def audit_read(self, tenant: str, before: str, limit: int) -> list[tuple[str, str]]:
+        """Newest first, strictly before the entry id `before` ("+" for the newest)."""
+        end = before if before == "+" else f"({before}"
+        rows = await self.r.xrevrange(keys.audit(tenant), max=end, min="-", count=limit) or []
+        return [(str(entry_id), str((fields or {})["e"])) for entry_id, fields in rows]
+
     async def rules_generation(self) -> int:
         return int(await self.r.get(keys.rules_generation()) or 0)
 
@@ -292,7 +324,7 @@ def _outbox_entry(message: dict[str, Any]) -> bytes:
     return to_json(message)
 
 
-_SCRIPTS = ("CREATE", "FENCED_SET", "RECORD", "RECEIPT", "ADVANCE", "STOP", "OUTBOX")
+_SCRIPTS = ("CREATE", "FENCED_SET", "RECORD", "RECEIPT", "ADVANCE", "STOP", "OUTBOX", "RATE_INCR")
 
 
 class TimerStore:
