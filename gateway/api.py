@@ -12,24 +12,31 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi import FastAPI, Path, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from pydantic import BaseModel, ValidationError
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from channels.render import DELIVERY_RECHECK_S, Renderer
-from gateway import keys, metrics, webhooks
+from gateway import httperrors, keys, metrics, openapi, webhooks
+from gateway.access import Principal, Role
 from gateway.api_templates import templates_router
-from gateway.config import Settings, Tenant
+from gateway.audit import Action, AuditLog
+from gateway.auth import Access, Admin, Events, Reader, authorize, client_address
+from gateway.bodylimit import BodyLimit
+from gateway.config import Settings
+from gateway.errors import ApiError as ApiError  # re-exported: routes elsewhere raise it
+from gateway.jsonbody import JsonBodies
+from gateway.openapi import error_responses
+from gateway.ratelimit import RateLimiter, Scope
 from gateway.records import Stored, to_ms
 from gateway.rulesets import RulesHolder
 from gateway.store import Store
 from gateway.views import notification_view
+from masking import wiring as masking_wiring
 from masking.telephony import Telephony
-from rules.intent import Intent
+from rules.intent import Intent, Text
 from rules.model import Policy, StopEvent
 from rules.problems import field_problem
 from rules.yamlpos import format_path
@@ -38,35 +45,22 @@ log = logging.getLogger("parley.api")
 Clock = Callable[[], datetime]
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, error: str, message: str, **extra: Any) -> None:
-        self.status, self.error, self.message, self.extra = status, error, message, extra
-
-
 class EventIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     type: StopEvent
 
 
 class CorrelatedEventIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"type": "responded", "correlation_key": "inquiry-1001"}]}
+    )
     type: StopEvent
-    correlation_key: str
+    correlation_key: Text  # as long as an intent's may be
 
 
-async def current_tenant(request: Request, authorization: Annotated[str | None, Header()] = None) -> Tenant:
-    return tenant_for(request.app.state.settings, authorization)
+NotificationId = Annotated[str, Path(max_length=64)]  # ours are 34 characters: n_ and 32 hex digits
 
 
-def tenant_for(settings: Settings, authorization: str | None) -> Tenant:
-    scheme, _, key = (authorization or "").partition(" ")
-    found = settings.tenant_for_key(key.strip()) if scheme.lower() == "bearer" and key.strip() else None
-    if found is None:
-        raise ApiError(
-            401, "unauthorized", "send Authorization: Bearer <API key>", headers={"WWW-Authenticate": "Bearer"}
-        )
-    return found
-
-
-Auth = Annotated[Tenant, Depends(current_tenant)]
 IDEMPOTENCY_KEY_MAX = 200
 
 # The hot endpoint reads its two headers itself: FastAPI's parameter machinery was ~15 % of the API's
@@ -77,8 +71,14 @@ CREATE_HEADERS: dict[str, Any] = {
          "description": "Bearer <API key>"},
         {"name": "idempotency-key", "in": "header", "required": False,
          "schema": {"type": "string", "maxLength": IDEMPOTENCY_KEY_MAX}},
-    ]
+    ],
+    # ... and its body, which it validates itself: gateway.openapi puts the Intent schema in the document.
+    "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Intent"}}}},
 }  # fmt: skip
+CREATED: dict[int | str, dict[str, Any]] = {
+    200: {"description": "an Idempotency-Key seen before with the same body: the first response, again"},
+    **error_responses(409, 503),
+}
 
 
 def create_app(
@@ -96,15 +96,24 @@ def create_app(
             holder.reload()
         for step in app.state.startup:
             await step()
-        tasks = [asyncio.create_task(_follow_reloads(store, holder))]
+        tasks = [asyncio.create_task(_follow_reloads(store, holder, app.state.access))]
         tasks += [asyncio.create_task(job()) for job in app.state.background]
         yield
         for task in tasks:
             task.cancel()
         await store.close()
 
-    app = FastAPI(title="Parley", version="0.1.0", lifespan=lifespan, description="Notifications that get answered.")
+    shown = settings.server.docs  # server.docs: false hides the interactive docs and the schema
+    app = FastAPI(title="Parley", version="0.1.0", lifespan=lifespan, description="Notifications that get answered.",
+                  docs_url="/docs" if shown else None, redoc_url="/redoc" if shown else None,
+                  openapi_url="/openapi.json" if shown else None)  # fmt: skip
+    app.add_middleware(JsonBodies)  # added first, so BodyLimit (added next) wraps it and caps what it reads
+    app.add_middleware(BodyLimit, limit_for=_body_limits(settings))
+    openapi.install(app)
     app.state.store, app.state.holder, app.state.settings, app.state.clock = store, holder, settings, now
+    limiter = RateLimiter(store, settings.server.rate_limits.given(), settings.server.auth_failures)
+    app.state.access = Access(settings, settings.keyring, limiter)
+    app.state.audit = AuditLog(store, settings.audit.retention, settings.audit.max_entries, now)
     app.state.renderer, app.state.startup, app.state.background = (
         Renderer(settings.templates_dir, DELIVERY_RECHECK_S),
         [],
@@ -112,11 +121,11 @@ def create_app(
     )
     _errors(app)
 
-    @app.post("/v1/notifications", status_code=202, openapi_extra=CREATE_HEADERS)
+    @app.post("/v1/notifications", status_code=202, openapi_extra=CREATE_HEADERS, responses=CREATED)
     async def create(request: Request) -> JSONResponse:
-        who = tenant_for(settings, request.headers.get("authorization"))
+        who = await authorize(request, request.headers.get("authorization"), Role.INGEST, Scope.INGEST)
         idempotency_key = _idempotency_key(request)
-        intent = await _read_intent(request, settings.server.max_body_bytes)
+        intent = await _read_intent(request)
         loaded = holder.current
         if loaded is None:
             raise ApiError(503, "rules_unavailable", "no valid rules are loaded")
@@ -152,7 +161,7 @@ def create_app(
             return JSONResponse(body, status_code=200)
         return JSONResponse(body, status_code=202)  # counted (metrics.INTENTS) by store.create
 
-    async def owned(who: Tenant, nid: str) -> Stored:
+    async def owned(who: Principal, nid: str) -> Stored:
         stored = await store.load_for(who.name, nid)
         if stored is None:
             raise ApiError(404, "not_found", f"no notification {nid!r}")
@@ -161,38 +170,38 @@ def create_app(
     # The hot endpoint is registered before the included routers: routes are matched in order.
     app.include_router(templates_router(settings))
     webhooks.install(app)
-    # Imported here: masking's routes use this module's Auth and ApiError.
-    from masking import wiring as masking_wiring
-
     masking_wiring.install(app, settings, store, now, telephony)
 
-    @app.get("/v1/notifications/{nid}")
-    async def show(nid: str, who: Auth) -> dict[str, Any]:
+    @app.get("/v1/notifications/{nid}", responses=error_responses(404))
+    async def show(nid: NotificationId, who: Reader) -> dict[str, Any]:
         stored = await owned(who, nid)
         return notification_view(stored, await store.log(nid))
 
-    @app.post("/v1/notifications/{nid}/events")
-    async def event(nid: str, body: EventIn, who: Auth) -> dict[str, Any]:
+    @app.post("/v1/notifications/{nid}/events", responses=error_responses(404))
+    async def event(nid: NotificationId, body: EventIn, who: Events) -> dict[str, Any]:
         stored = await owned(who, nid)
         result = await store.stop(who.name, stored, body.type, now(), source="api")
         after = await owned(who, nid)
         return {"id": nid, "status": after.status.value, "result": result}
 
     @app.post("/v1/events")
-    async def correlated(body: CorrelatedEventIn, who: Auth) -> dict[str, Any]:
+    async def correlated(body: CorrelatedEventIn, who: Events) -> dict[str, Any]:
         ids = await store.correlated(who.name, body.correlation_key)
         results = await store.stop_all(who.name, ids, body.type, now(), source="api")
         return {"correlation_key": body.correlation_key, **{k: v for k, v in results.items() if k != "missing"}}
 
     @app.get("/v1/outbox")
-    async def outbox(who: Auth, limit: int = 100) -> dict[str, Any]:
-        return {"messages": await store.outbox(who.name, max(1, min(limit, keys.OUTBOX_KEEP)))}
+    async def outbox(who: Reader, limit: Annotated[int, Query(ge=1, le=keys.OUTBOX_KEEP)] = 100) -> dict[str, Any]:
+        return {"messages": await store.outbox(who.name, limit)}
 
-    @app.post("/v1/admin/rules/reload")
-    async def reload(who: Auth) -> dict[str, Any]:
+    @app.post("/v1/admin/rules/reload", responses=error_responses(422))
+    async def reload(request: Request, who: Admin) -> dict[str, Any]:
         if not who.admin:
-            raise ApiError(403, "forbidden", "reloading rules needs an admin tenant key")
-        problems = holder.reload()
+            raise ApiError(403, "forbidden", "reloading rules needs an admin key of an operator tenant (admin: true)")
+        problems = await holder.reload_async()  # off the event loop, within its time limit
+        problems = [*problems, *app.state.access.reload_keys()]  # keys rotate with the same reload
+        outcome = "refused" if problems else "ok"
+        await app.state.audit.record(who, Action.RULES_RELOAD, "rules", client_address(request), outcome)
         if problems:
             raise ApiError(422, "rules_invalid", "the rules file has problems; the rules in force are kept",
                            problems=[p.as_dict() for p in problems], messages=[str(p) for p in problems])  # fmt: skip
@@ -200,16 +209,25 @@ def create_app(
         assert holder.current is not None
         return {"policies": holder.current.versions, "generation": holder.generation}
 
+    @app.get("/v1/audit")
+    async def audit(
+        who: Admin, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        before: Annotated[str | None, Query(pattern=r"^[0-9]{1,20}-[0-9]{1,20}$")] = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        """The tenant's audit log, newest first; `next` is the `before` of the following page."""
+        entries, after = await app.state.audit.read(who.name, before, limit)
+        return {"entries": entries, "next": after}
+
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz")
+    @app.get("/readyz", responses={503: {"description": "not ready: the body shows which check failed"}})
     async def readyz() -> JSONResponse:
         checks = {"redis": await store.ping(), "rules": holder.current is not None}
         return JSONResponse({"ready": all(checks.values()), **checks}, status_code=200 if all(checks.values()) else 503)
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=PlainTextResponse)
     async def prometheus() -> Response:
         registry = CollectorRegistry()
         queue = int(await store.r.llen(f"rq:queue:{keys.QUEUE}"))
@@ -217,6 +235,12 @@ def create_app(
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _body_limits(settings: Settings) -> Callable[[str], int]:
+    """The largest body a path accepts: provider webhooks are small, API bodies are bounded by config."""
+    api, hooks = settings.server.max_body_bytes, settings.server.max_webhook_bytes
+    return lambda path: hooks if path.startswith("/webhooks/") else api
 
 
 def notification_fields(tenant: str, policy: Policy, version: str, intent: Intent, at: datetime) -> dict[str, str]:
@@ -240,11 +264,8 @@ def _idempotency_key(request: Request) -> str | None:
     return key
 
 
-async def _read_intent(request: Request, limit: int) -> Intent:
-    body = await request.body()
-    if len(body) > limit:
-        msg = f"body is {len(body)} bytes; the limit is {limit}"
-        raise ApiError(422, "validation_failed", msg, detail=[{"path": "(body)", "message": msg}])
+async def _read_intent(request: Request) -> Intent:
+    body = await request.body()  # at most server.max_body_bytes (gateway.bodylimit)
     try:
         return Intent.model_validate_json(body)
     except ValidationError as exc:
@@ -262,31 +283,23 @@ def _errors(app: FastAPI) -> None:
             {"error": exc.error, "message": exc.message, **exc.extra}, status_code=exc.status, headers=headers
         )
 
-    @app.exception_handler(RequestValidationError)
-    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        detail = [field_problem({**e, "loc": tuple(x for x in e["loc"] if x != "body")}) for e in exc.errors()]
-        message = "; ".join(f"{d['path']}: {d['message']}" for d in detail)
-        return JSONResponse({"error": "validation_failed", "message": message, "detail": detail}, status_code=422)
-
-    # Starlette's class, not FastAPI's subclass: unknown routes and methods raise the former.
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        error = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return JSONResponse({"error": error, "message": str(exc.detail)}, status_code=exc.status_code)
+    httperrors.install(app)
 
 
-async def _follow_reloads(store: Store, holder: RulesHolder, every: float = 0.5) -> None:
-    """Keep every API process on the same rules: reload when SIGHUP asked for it (and tell the
-    others), or when another process reloaded (it bumped the generation)."""
+async def _follow_reloads(store: Store, holder: RulesHolder, access: Access, every: float = 0.5) -> None:
+    """Keep every API process on the same rules and keys: reload when SIGHUP asked for it (and tell
+    the others), or when another process reloaded (it bumped the generation)."""
     while True:
         await asyncio.sleep(every)
         with contextlib.suppress(Exception):
             if holder.hangup:
                 holder.hangup = False
-                if not holder.reload():
+                rules_problems = await holder.reload_async()
+                if not rules_problems and not access.reload_keys():
                     holder.generation = await store.bump_rules_generation()
                 continue
             generation = await store.rules_generation()
             if generation > holder.generation:
                 holder.generation = generation
-                holder.reload()
+                await holder.reload_async()
+                access.reload_keys()

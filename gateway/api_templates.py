@@ -7,19 +7,22 @@
 
 # No `from __future__ import annotations`: FastAPI reads the route's annotations where it is defined.
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict
 
 from channels.render import Renderer, RenderError, UnknownTemplate
+from gateway.auth import Previewer
 from gateway.config import Settings
-from rules.intent import Intent, Locale
+from gateway.errors import ApiError
+from gateway.openapi import error_responses
+from rules.intent import EXAMPLE, Intent, Locale
 from rules.model import Channel
 
 
 class PreviewIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"channel": "sms", "intent": EXAMPLE}]})
 
     channel: Channel
     locale: Locale | None = None  # default: the intent recipient's locale
@@ -27,13 +30,14 @@ class PreviewIn(BaseModel):
 
 
 def templates_router(settings: Settings) -> APIRouter:
-    from gateway.api import ApiError, Auth  # here: gateway.api imports this module to include the router
 
     router = APIRouter()
     renderer = Renderer(settings.templates_dir)
 
-    @router.post("/v1/templates/{name}/preview")
-    def preview_template(name: str, body: PreviewIn, who: Auth) -> dict[str, Any]:
+    @router.post("/v1/templates/{name}/preview", responses=error_responses(404))
+    def preview_template(
+        name: Annotated[str, Path(max_length=128, examples=["inquiry-new"])], body: PreviewIn, who: Previewer
+    ) -> dict[str, Any]:
         try:
             rendered = renderer.render(name, body.channel, body.intent, None, locale=body.locale)
         except UnknownTemplate:

@@ -21,6 +21,7 @@ from gateway.api import create_app
 from gateway.config import DEV_KEY, Settings, load_settings
 from gateway.embedded import EmbeddedRedis
 from gateway.rulesets import RulesHolder
+from gateway.signatures import PUBLIC_URL_NEEDED, public_url_missing
 from gateway.store import Store
 from gateway.wiring import channels_for, runtime_for, slack_updater_for, telephony_for
 from gateway.worker import Timer, install, queue_for, wait_for_redis
@@ -130,6 +131,9 @@ def run_serve(args: argparse.Namespace) -> int:
             "parley serve: no tenants configured; every call would be refused (see docs/deployment.md)", file=sys.stderr
         )
         return 1
+    if public_url_missing(settings):  # signatures would be checked against whatever Host a request names
+        print(f"parley serve: {PUBLIC_URL_NEEDED}; not starting", file=sys.stderr)
+        return 1
     return _serve(settings, url, args.host, args.port)
 
 
@@ -175,6 +179,9 @@ def run_up(args: argparse.Namespace) -> int:
         log.warning(
             "development key: tenant 'dev' accepts 'Authorization: Bearer %s' (configure tenants for real use)", DEV_KEY
         )
+    if public_url_missing(settings):
+        log.warning("!!! %s: Twilio's signatures are checked against each request's own URL (development only)",
+                    PUBLIC_URL_NEEDED)  # fmt: skip
     log.info("Parley on http://%s:%s (API docs at /docs)", host, port)
     # uvicorn re-raises SIGTERM after its graceful shutdown; turn it into an exit so the
     # worker and the embedded Redis below are stopped instead of left running.

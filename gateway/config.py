@@ -7,16 +7,18 @@ module checks everything else with the same file:line:column messages.
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from channels.providers import ProvidersConfig
+from gateway.access import DEFAULT_ROLES, ApiKey, KeyRing, Role, Tenant, hash_key
+from gateway.ratelimit import RateLimitSpec
 from rules.durations import parse_duration
 from rules.problems import Problem, Problems, RulesError
 from rules.yamlpos import YamlSyntaxError, load_located
@@ -34,11 +36,23 @@ class KeySpec(_Strict):
 
     env: str | None = None
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")] | None = None  # default: sha256:<8 hex>
+    roles: Annotated[list[Role], Field(min_length=1)] | None = None  # default: all but admin (docs/security.md)
+    expires: datetime | None = None  # refused from this instant on (with a time zone)
+    rate_limits: RateLimitSpec | None = None  # this key's own limits, on top of its tenant's
+
+    @field_validator("expires")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("give the expiry with a time zone, e.g. 2027-01-31T00:00:00Z")
+        return value
 
 
 class TenantSpec(_Strict):
     keys: list[KeySpec] = []
-    admin: bool = False  # may reload rules
+    admin: bool = False  # an operator tenant: its keys with the admin role may reload the rules
+    rate_limits: RateLimitSpec | None = None  # replaces server.rate_limits' values for this tenant
     numbers: list[Annotated[str, Field(pattern=r"^\+[1-9][0-9]{6,14}$")]] = []  # its sender numbers (replies)
     proxy_numbers: list[Annotated[str, Field(pattern=r"^\+[1-9][0-9]{6,14}$")]] = []  # masking pool
 
@@ -53,8 +67,28 @@ class WebhookSpec(_Strict):
 class ServerSpec(_Strict):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8080
-    max_body_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024
+    max_body_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 64 * 1024
+    max_webhook_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 64 * 1024
     public_url: str | None = None
+    docs: bool = True  # serve /docs and /openapi.json
+    rate_limits: RateLimitSpec = RateLimitSpec.defaults()
+    auth_failures: Annotated[str, Field(max_length=200)] = "20/minute"  # per client address
+
+    @field_validator("auth_failures")
+    @classmethod
+    def _auth_failures(cls, value: str) -> str:
+        return RateLimitSpec.check(value)
+
+
+class AuditSpec(_Strict):
+    retention: str = "90d"  # entries older than this are dropped
+    max_entries: Annotated[int, Field(ge=100, le=10_000_000)] = 100_000  # per tenant, newest kept
+
+    @field_validator("retention")
+    @classmethod
+    def _retention(cls, value: str) -> str:
+        parse_duration(value)
+        return value
 
 
 class RedisSpec(_Strict):
@@ -76,6 +110,7 @@ class ConfigFile(_Strict):
     redis: RedisSpec = RedisSpec()
     worker: WorkerSpec = WorkerSpec()
     webhooks: WebhookSpec = WebhookSpec()
+    audit: AuditSpec = AuditSpec()
     providers: ProvidersConfig = ProvidersConfig()
     data_dir: str = ".parley"
     retention: str = "7d"
@@ -88,15 +123,6 @@ class ConfigFile(_Strict):
     def _retention(cls, value: str) -> str:
         parse_duration(value)
         return value
-
-
-@dataclass(frozen=True)
-class Tenant:
-    name: str
-    key_hashes: frozenset[str]
-    admin: bool
-    numbers: frozenset[str] = frozenset()
-    proxy_numbers: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -113,21 +139,33 @@ class Settings:
     twilio_auth_token: str | None = None
     slack_signing_secret: str | None = None
     providers: ProvidersConfig = field(default_factory=ProvidersConfig)
+    audit: AuditSpec = field(default_factory=AuditSpec)
+    dev_key: bool = False  # loaded by `parley up`: tenant `dev` takes `dev-key` when no tenant is configured
+    # The environment the keys were read from: a reload reads keys named by `env:` from it again (a
+    # process's environment does not change while it runs; rotate by sha256, or by restarting).
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def tenant_for_number(self, number: str) -> Tenant | None:
         return next((t for t in self.tenants.values() if number in t.numbers), None)
 
-    def tenant_for_key(self, key: str) -> Tenant | None:
-        # A lookup by the key's SHA-256: timing can tell at most which digests exist, never a key.
-        return self._tenant_by_digest.get(hash_key(key))
+    def not_for_pool(self, tenant: str) -> frozenset[str]:
+        """Numbers `tenant` may not add to its masking pool: every tenant's reply numbers, every provider
+        sender number, and the proxy numbers configured for other tenants (even before their pools load)."""
+        others = (n for t in self.tenants.values() if t.name != tenant for n in t.proxy_numbers)
+        return self._reserved_numbers.union(others)
 
     @functools.cached_property
-    def _tenant_by_digest(self) -> dict[str, Tenant]:
-        return {digest: t for t in self.tenants.values() for digest in t.key_hashes}
+    def _reserved_numbers(self) -> frozenset[str]:
+        return sender_numbers(self.providers).union(*(t.numbers for t in self.tenants.values()))
 
+    def tenant_for_key(self, key: str) -> Tenant | None:
+        found = self.keyring.find(key)
+        return found.tenant if found is not None else None
 
-def hash_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
+    @functools.cached_property
+    def keyring(self) -> KeyRing:
+        """The keys as loaded at start; the API swaps in a newer ring on a reload (gateway.api)."""
+        return KeyRing(self.tenants.values())
 
 
 def load_settings(path: Path, *, dev_key: bool = False, env: dict[str, str] | None = None) -> Settings:
@@ -151,7 +189,8 @@ def load_settings(path: Path, *, dev_key: bool = False, env: dict[str, str] | No
     tenants = _tenants(spec, environ, problems)
     _check_lease(spec, problems)
     if dev_key and not tenants:
-        tenants[DEV_TENANT] = Tenant(DEV_TENANT, frozenset({hash_key(DEV_KEY)}), admin=True)
+        key = ApiKey("dev-key", hash_key(DEV_KEY), DEFAULT_ROLES | {Role.ADMIN})
+        tenants[DEV_TENANT] = Tenant(DEV_TENANT, (key,), admin=True)
     if problems:
         raise RulesError(problems.sorted())
     base = path.parent
@@ -168,6 +207,9 @@ def load_settings(path: Path, *, dev_key: bool = False, env: dict[str, str] | No
         twilio_auth_token=environ.get(spec.webhooks.twilio_auth_token_env) or None,
         slack_signing_secret=environ.get(spec.webhooks.slack_signing_secret_env) or None,
         providers=spec.providers,
+        audit=spec.audit,
+        dev_key=dev_key,
+        environ=environ,
     )
 
 
@@ -187,27 +229,65 @@ def _check_lease(spec: ConfigFile, problems: Problems) -> None:
 
 def _tenants(spec: ConfigFile, environ: dict[str, str], problems: Problems) -> dict[str, Tenant]:
     tenants: dict[str, Tenant] = {}
-    owners: dict[str, str] = {}
     key_owners: dict[str, str] = {}
+    _check_numbers(spec, problems)
     for name, tenant in spec.tenants.items():
-        for i, number in enumerate(tenant.numbers):
-            if owners.setdefault(number, name) != name:
-                problems.add(
-                    ("tenants", name, "numbers", i),
-                    f"{number} already belongs to tenant {owners[number]!r}; replies could not be routed",
-                )
-        hashes: set[str] = set()
+        api_keys: dict[str, ApiKey] = {}
         for i, key in enumerate(tenant.keys):
             where = ("tenants", name, "keys", i)
             digest = _key_digest(key, environ, where, problems)
             if digest is not None and key_owners.setdefault(digest, name) != name:
                 problems.add(where, f"the same API key as tenant {key_owners[digest]!r}; a key must name one tenant")
             elif digest is not None:
-                hashes.add(digest)
-        tenants[name] = Tenant(
-            name, frozenset(hashes), tenant.admin, frozenset(tenant.numbers), frozenset(tenant.proxy_numbers)
-        )
+                api_key = _api_key(key, digest, tenant.admin)
+                if api_key.id in api_keys:
+                    problems.add((*where, "id"), f"key id {api_key.id!r} is used twice in tenant {name!r}")
+                api_keys[api_key.id] = api_key
+        limits = tenant.rate_limits.given() if tenant.rate_limits else {}
+        tenants[name] = Tenant(name, tuple(api_keys.values()), tenant.admin, frozenset(tenant.numbers),
+                               frozenset(tenant.proxy_numbers), limits)  # fmt: skip
     return tenants
+
+
+def _check_numbers(spec: ConfigFile, problems: Problems) -> None:
+    """A number has one use for one tenant: a reply number (`numbers`) routes texts to that tenant's
+    notifications, a proxy number routes them to a masked session. Listed twice, a text to it would
+    reach the wrong place, or the wrong tenant."""
+    uses: dict[str, tuple[str, str]] = {}  # number -> (tenant, "numbers" | "proxy_numbers"), as first listed
+    senders = sender_numbers(spec.providers)
+    for name, tenant in spec.tenants.items():
+        for kind in ("numbers", "proxy_numbers"):
+            for i, number in enumerate(getattr(tenant, kind)):
+                first = uses.setdefault(number, (name, kind))
+                if first != (name, kind):
+                    problems.add(("tenants", name, kind, i), _number_used_twice(number, first, kind))
+                elif kind == "proxy_numbers" and number in senders:
+                    problems.add(("tenants", name, kind, i),
+                                 f"{number} is a provider's sender number (providers.sms/voice), not a proxy number")  # fmt: skip
+
+
+def _number_used_twice(number: str, first: tuple[str, str], kind: str) -> str:
+    if first[1] == kind == "numbers":
+        return f"{number} already belongs to tenant {first[0]!r}; replies could not be routed"
+    return (f"{number} is already in {first[1]} of tenant {first[0]!r}; a number is one tenant's reply number "
+            "or in one tenant's masking pool, never both")  # fmt: skip
+
+
+def sender_numbers(providers: ProvidersConfig) -> frozenset[str]:
+    """The numbers Twilio sends texts and places calls from (providers.sms and providers.voice)."""
+    found: set[str] = set()
+    for section in (providers.sms, providers.voice):
+        if section is not None:
+            found.update(s.from_number for s in (section.default, *section.tenants.values()) if s.from_number)
+    return frozenset(found)
+
+
+def _api_key(key: KeySpec, digest: str, operator: bool) -> ApiKey:
+    # Without `roles`, a key keeps what keys could do before roles existed: all but admin, and
+    # admin as well on an operator tenant (which could always reload the rules).
+    roles = frozenset(key.roles) if key.roles is not None else DEFAULT_ROLES | ({Role.ADMIN} if operator else set())
+    limits = key.rate_limits.given() if key.rate_limits else {}
+    return ApiKey(key.id or f"sha256:{digest[:8]}", digest, roles, key.expires, limits)
 
 
 def _key_digest(key: KeySpec, environ: dict[str, str], where: tuple[str | int, ...], problems: Problems) -> str | None:

@@ -64,6 +64,18 @@ def rules_generation() -> str:
 OUTBOX_KEEP = 1000
 
 
+def rate_limit(window_key: str) -> str:
+    """STRING: hits in one rate-limit window (`limits`' key names the tenant or key, the limit and the
+    window). TTL: the window, set by the first hit (gateway/ratelimit.py)."""
+    return f"{PREFIX}rl:{window_key}"
+
+
+def audit(tenant: str) -> str:
+    """STREAM: the tenant's audit log, oldest first. Trimmed to `audit.max_entries` and `audit.retention`
+    on every append; TTL = retention, renewed by every append (gateway/audit.py)."""
+    return f"{PREFIX}audit:{tenant}"
+
+
 def phone_index(tenant: str, phone: str) -> str:
     """SET: active notification ids whose recipient has this phone (for inbound replies).
     The number is hashed so it never appears in key names. Members removed when they end; TTL = retention."""
@@ -82,7 +94,8 @@ def opted_out(tenant: str) -> str:
 
 
 def webhook_seen(source: str, delivery_id: str) -> str:
-    """STRING: a webhook delivery already processed (replays are ignored). TTL 24 h."""
+    """STRING: a webhook delivery already processed (replays are ignored). TTL 24 h; Slack's 11 minutes
+    (webhooks.SLACK_REPLAY_TTL_S: past the window in which its signature lets a request be replayed)."""
     return f"{PREFIX}seen:{source}:{delivery_id}"
 
 
@@ -129,3 +142,9 @@ def mask_pair(tenant: str, correlation_key: str, phones: tuple[str, str]) -> str
     """STRING: the open session of these two participants with this correlation key. TTL: the session's."""
     a, b = sorted(phone_digest(p) for p in phones)
     return f"{PREFIX}mask:pair:{tenant}:{correlation_key}:{a}:{b}"
+
+
+def mask_agent_call(call_id: str) -> str:
+    """STRING: an agent call's context (tenant, session, participant, agent) as JSON, so Twilio's callback
+    URL carries only this opaque id. Owner: POST /v1/calls; TTL masking_store.AGENT_CALL_TTL (5 minutes)."""
+    return f"{PREFIX}mask:agentcall:{call_id}"

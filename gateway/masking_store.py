@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import secrets
+from collections.abc import Collection
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 import redis
@@ -32,6 +34,38 @@ return 1
 """
 
 
+# Add numbers to a tenant's pool, all or none. KEYS: number -> tenant hash, the tenant's pool.
+# ARGV: tenant, then (number, country) pairs. Returns the numbers another tenant holds (then adds none).
+# One script: two tenants adding the same number at once cannot both see it free.
+ADD = """
+local taken = {}
+for i = 2, #ARGV, 2 do
+  local owner = redis.call('HGET', KEYS[1], ARGV[i])
+  if owner and owner ~= ARGV[1] then taken[#taken + 1] = ARGV[i] end
+end
+if #taken > 0 then return taken end
+for i = 2, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[1])
+  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+end
+return taken
+"""
+
+# How long an agent call's context is kept: Twilio rings the agent for up to 60 s after the call is
+# created; past this the agent's answer finds nothing and hears that the conversation has ended.
+AGENT_CALL_TTL = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class AgentCall:
+    """What POST /v1/calls decided, kept in Redis so the callback URL carries only an opaque id."""
+
+    tenant: str
+    session: str
+    participant: str
+    agent: str
+
+
 @dataclass(frozen=True)
 class Opened:
     session: Session
@@ -43,22 +77,20 @@ class MaskingStore:
         self.r = client
         self.retention_s = int(retention.total_seconds())
         self._close = client.register_script(CLOSE)
+        self._add = client.register_script(ADD)
 
     # -- the pool --------------------------------------------------------------------------
 
-    async def add_numbers(self, tenant: str, numbers: list[str]) -> list[str]:
-        """Add numbers to a tenant's pool; returns those another tenant already owns (not added)."""
-        taken = []
-        for number in numbers:
-            owner = await self.r.hget(keys.MASK_NUMBERS, number)
-            if owner not in (None, tenant):
-                taken.append(number)
-                continue
-            async with self.r.pipeline(transaction=True) as pipe:
-                pipe.hset(keys.MASK_NUMBERS, number, tenant)
-                pipe.hset(keys.mask_pool(tenant), number, country_of(number))
-                await pipe.execute()
-        return taken
+    async def add_numbers(self, tenant: str, numbers: list[str], reserved: Collection[str] = ()) -> list[str]:
+        """Add numbers to a tenant's pool, all or none: returns those refused (then nothing was added),
+        the `reserved` ones (Settings.not_for_pool) and those in another tenant's pool."""
+        wanted = list(dict.fromkeys(numbers))
+        refused = [n for n in wanted if n in reserved]
+        if refused:
+            return refused
+        pairs = [part for n in wanted for part in (n, country_of(n))]
+        taken = await self._add(keys=[keys.MASK_NUMBERS, keys.mask_pool(tenant)], args=[tenant, *pairs])
+        return [str(n) for n in taken]
 
     async def remove_number(self, tenant: str, number: str) -> bool:
         if await self.r.hget(keys.MASK_NUMBERS, number) != tenant:
@@ -162,6 +194,19 @@ class MaskingStore:
         """The open session in which `caller` reaches the other participant through `proxy`."""
         sid = await self.r.hget(keys.mask_held(tenant, caller), proxy)
         return await self.session(str(sid)) if sid else None
+
+    # -- agent calls -----------------------------------------------------------------------
+
+    async def remember_agent_call(self, tenant: str, sid: str, participant_id: str, agent_id: str) -> str:
+        """Keep an agent call's context for AGENT_CALL_TTL; returns its opaque id (`ac_<hex>`)."""
+        call_id = "ac_" + secrets.token_hex(16)
+        context = json.dumps(asdict(AgentCall(tenant, sid, participant_id, agent_id)))
+        await self.r.set(keys.mask_agent_call(call_id), context, ex=int(AGENT_CALL_TTL.total_seconds()))
+        return call_id
+
+    async def agent_call(self, call_id: str) -> AgentCall | None:
+        raw = await self.r.get(keys.mask_agent_call(call_id)) if call_id else None
+        return AgentCall(**json.loads(raw)) if raw else None
 
     # -- interactions ----------------------------------------------------------------------
 

@@ -13,16 +13,26 @@ class Forbidden(Exception):
     """A webhook whose signature does not check out."""
 
 
+PUBLIC_URL_NEEDED = (
+    "Twilio webhooks are configured (the Twilio auth token is set) but server.public_url is not; "
+    "set it to the URL Twilio reaches Parley on (see docs/deployment.md)"
+)
+
+
 def public_url(request: Request, settings: Settings) -> str:
-    """The URL the provider called, as it saw it (scheme and host before any proxy)."""
-    query = f"?{request.url.query}" if request.url.query else ""
+    """The URL the provider signed: server.public_url with this request's path and query, or without
+    it the URL the request arrived on. Never X-Forwarded-Host/Proto: any client can send those, and a
+    signature Twilio made for another site's URL must not pass here."""
     if settings.server.public_url:
+        query = f"?{request.url.query}" if request.url.query else ""
         return settings.server.public_url.rstrip("/") + request.url.path + query
-    proto = request.headers.get("x-forwarded-proto", request.url.scheme).split(",")[0].strip()
-    host = (
-        request.headers.get("x-forwarded-host", request.headers.get("host", request.url.netloc)).split(",")[0].strip()
-    )
-    return f"{proto}://{host}{request.url.path}{query}"
+    return str(request.url)
+
+
+def public_url_missing(settings: Settings) -> bool:
+    """Twilio webhooks are configured but server.public_url is not: behind a proxy every signature
+    would fail, and the URL checked would be whatever Host the request names."""
+    return bool(settings.twilio_auth_token) and not settings.server.public_url
 
 
 async def twilio_form(request: Request, settings: Settings) -> dict[str, str]:

@@ -2,7 +2,7 @@
 
 Every request is signature-checked before anything else happens; a bad
 signature is 403 and changes nothing. Twilio signs the URL it called, so behind
-a proxy we rebuild that URL from server.public_url (or X-Forwarded-* headers).
+a proxy we rebuild that URL from server.public_url (never from X-Forwarded-* headers).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from datetime import datetime
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 
-from gateway import metrics
+from gateway import keys, metrics
 from gateway.config import Settings
 from gateway.records import Delivery, log_entry, mask
 from gateway.signatures import Forbidden, slack_body, twilio_form
@@ -29,6 +29,9 @@ router = APIRouter(prefix="/webhooks", include_in_schema=True, tags=["webhooks"]
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "REVOKE"}
 START_WORDS = {"START", "YES", "UNSTOP", "OPTIN"}
+# Slack's signature holds while its timestamp is within 5 minutes of our clock, either way: a request is
+# replayable for up to 10 minutes after it is first seen, so it is remembered a little longer than that.
+SLACK_REPLAY_TTL_S = 11 * 60
 
 # Twilio's MessageStatus / CallStatus values -> our delivery status (None: nothing to record)
 TWILIO_STATUS: dict[str, DeliveryStatus | None] = {
@@ -116,6 +119,8 @@ async def twilio_sms(request: Request) -> Response:
 async def slack_interactions(request: Request) -> Response:
     settings, store, clock = _state(request)
     await slack_body(request, settings)
+    if not await _first_slack_delivery(store, request):
+        return Response(status_code=200)  # a replay of a request already handled: answered, nothing done
     payload = json.loads((await request.form()).get("payload") or "{}")  # type: ignore[arg-type]
     action = next((a for a in payload.get("actions", []) if a.get("action_id") == "parley_ack"), None)
     if action is None:
@@ -132,6 +137,12 @@ async def slack_interactions(request: Request) -> Response:
     if updater is not None:
         await updater(payload, who, now)
     return Response(status_code=200)
+
+
+async def _first_slack_delivery(store: Store, request: Request) -> bool:
+    """True the first time this signed request (timestamp and signature, checked by slack_body) is seen."""
+    seen = f"{request.headers['x-slack-request-timestamp']}:{request.headers['x-slack-signature']}"
+    return bool(await store.r.set(keys.webhook_seen("slack", seen), "1", nx=True, ex=SLACK_REPLAY_TTL_S))
 
 
 def install(app: FastAPI) -> None:

@@ -2,16 +2,40 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated
 
 import phonenumbers
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
+from rules.durations import parse_duration
 from rules.intent import Locale, Phone
 
 Text = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+MAX_TTL = timedelta(days=90)  # a proxy number stays held for the whole session: no session may hold one for years
+DURATION = r"^(?:[0-9]+[smhd])+$"
+
+
+def _ttl(value: str) -> str:
+    if not re.fullmatch(DURATION, value):  # parse_duration alone would trim spaces and take any Unicode digit
+        raise ValueError(
+            f"invalid duration {value!r} (expected a number and a unit s, m, h or d, e.g. 30s, 15m, 1h, 2d)"
+        )
+    try:
+        too_long = parse_duration(value) > MAX_TTL  # ValueError for 0s
+    except OverflowError:  # more days than a timedelta holds
+        too_long = True
+    if too_long:
+        raise ValueError(f"a session lives at most 90 days (90d); {value!r} is longer")
+    return value
+
+
+# The pattern is the schema's; the validator says what is wrong in words (parse_duration's message).
+Ttl = Annotated[
+    str, StringConstraints(max_length=16), AfterValidator(_ttl), Field(json_schema_extra={"pattern": DURATION})
+]
 
 
 def country_of(number: str) -> str:
@@ -37,12 +61,15 @@ class ParticipantIn(BaseModel):
 
 
 class SessionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "participants": [{"id": "buyer-7", "phone": "+14155550199"},
+                         {"id": "seller-42", "phone": "+4915112345678", "locale": "de"}],
+        "ttl": "72h", "correlation_key": "conversation:123", "record": False}]})  # fmt: skip
 
     participants: Annotated[list[ParticipantIn], Field(min_length=2, max_length=2)]
-    ttl: str = "72h"
+    ttl: Ttl = "72h"
     correlation_key: Text | None = None
-    record: bool = False
+    record: StrictBool = False  # not "yes" or 1: the schema says boolean
 
 
 class Participant(BaseModel):

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from channels.render import RenderError
@@ -27,6 +28,7 @@ from rules.model import Channel, StopEvent
 
 log = logging.getLogger("parley.masking")
 router = APIRouter(prefix="/webhooks/twilio/voice", tags=["webhooks"])
+Ref = Annotated[str, Query(max_length=64)]  # our own ids, echoed back by Twilio in the callback URL
 
 
 def _xml(body: str) -> Response:
@@ -38,8 +40,10 @@ def _masking(request: Request) -> MaskingStore:
     return store
 
 
-def _base(request: Request) -> str:
-    return public_url(request, request.app.state.settings).split("/webhooks/")[0]
+def _callback(request: Request, path: str, **query: str) -> str:
+    """One of our voice webhooks' URLs, its query encoded (an id may hold `&`, `#`, spaces...)."""
+    base = public_url(request, request.app.state.settings).split("/webhooks/")[0]
+    return f"{base}/webhooks/twilio/voice/{path}?{urlencode(query)}"
 
 
 async def _session_for_call(request: Request, caller: str, proxy: str) -> tuple[Session | None, str]:
@@ -66,14 +70,13 @@ async def inbound_call(request: Request) -> Response:
     now: datetime = request.app.state.clock()
     await _masking(request).interact(session.id, Interaction(kind="call", direction=f"{me.id} -> {other.id}",
                                                              status="connecting", at=now, provider_id=sid))  # fmt: skip
-    query = urlencode({"session": session.id})
     return _xml(twiml.connect(to=other.phone, caller_id=other.proxy, locale=me.locale, record=session.record,
-                              action=f"{_base(request)}/webhooks/twilio/voice/dial-status?{query}",
-                              recording_callback=f"{_base(request)}/webhooks/twilio/voice/recording?{query}"))  # fmt: skip
+                              action=_callback(request, "dial-status", session=session.id),
+                              recording_callback=_callback(request, "recording", session=session.id)))  # fmt: skip
 
 
 @router.post("/dial-status")
-async def dial_status(request: Request, session: str) -> Response:
+async def dial_status(request: Request, session: Ref) -> Response:
     form = await twilio_form(request, request.app.state.settings)
     duration = form.get("DialCallDuration")
     await _masking(request).update_interaction(
@@ -84,14 +87,14 @@ async def dial_status(request: Request, session: str) -> Response:
 
 
 @router.post("/recording")
-async def recording(request: Request, session: str) -> Response:
+async def recording(request: Request, session: Ref) -> Response:
     form = await twilio_form(request, request.app.state.settings)
     await _masking(request).update_interaction(session, form.get("CallSid", ""), recording_url=form.get("RecordingUrl"))
     return Response(status_code=204)
 
 
 @router.post("/outbound")
-async def escalation_answered(request: Request, notification: str, attempt: str) -> Response:
+async def escalation_answered(request: Request, notification: Ref, attempt: Ref) -> Response:
     """An escalation call was answered: that counts as a response; speak, and offer the bridge."""
     form = await twilio_form(request, request.app.state.settings)
     store = request.app.state.store
@@ -109,13 +112,13 @@ async def escalation_answered(request: Request, notification: str, attempt: str)
     bridge = person(stored.intent, delivery.bridge) if delivery.bridge else None
     action = None
     if bridge is not None and bridge.phone:
-        action = f"{_base(request)}/webhooks/twilio/voice/outbound/press?{urlencode({'notification': notification, 'attempt': attempt})}"
+        action = _callback(request, "outbound/press", notification=notification, attempt=attempt)
     log.info("escalation call %s answered (%s)", notification, form.get("CallSid", ""))
     return _xml(twiml.escalation_call(speech=speech.parts["speech"], locale=who.locale, gather_action=action))
 
 
 @router.post("/outbound/press")
-async def escalation_pressed(request: Request, notification: str, attempt: str) -> Response:
+async def escalation_pressed(request: Request, notification: Ref, attempt: Ref) -> Response:
     """Pressing 1 bridges to the counterpart, who sees our number, never the recipient's."""
     form = await twilio_form(request, request.app.state.settings)
     stored = await request.app.state.store.load(notification)
@@ -124,23 +127,26 @@ async def escalation_pressed(request: Request, notification: str, attempt: str) 
     if form.get("Digits") != "1" or bridge is None or not bridge.phone:
         return _xml(twiml.hangup())
     return _xml(twiml.connect(to=bridge.phone, caller_id=form.get("From", ""), locale=bridge.locale, record=False,
-                              action=f"{_base(request)}/webhooks/twilio/voice/dial-status?session=",
+                              action=_callback(request, "dial-status", session=""),
                               recording_callback=""))  # fmt: skip
 
 
 @router.post("/agent")
-async def agent_answered(request: Request, session: str, participant: str, agent: str) -> Response:
-    """The agent picked up: connect them to the participant, who sees their session's proxy number."""
+async def agent_answered(request: Request, call: Ref = "") -> Response:
+    """The agent picked up: connect them to the participant, who sees their session's proxy number.
+    `call` names the context POST /v1/calls stored; its session must still be the same tenant's."""
     await twilio_form(request, request.app.state.settings)
-    found = await _masking(request).session(session)
-    target = found.by_id(participant) if found else None
-    if found is None or target is None or not found.is_open(request.app.state.clock()):
+    masking = _masking(request)
+    context = await masking.agent_call(call)
+    found = await masking.session_for(context.tenant, context.session) if context else None
+    target = found.by_id(context.participant) if found and context else None
+    if context is None or found is None or target is None or not found.is_open(request.app.state.clock()):
         return _xml(twiml.ended("en"))
-    await _masking(request).interact(found.id, Interaction(kind="agent_call", direction=f"agent:{agent} -> {target.id}",
-                                                           status="connecting", at=request.app.state.clock()))  # fmt: skip
+    await masking.interact(found.id, Interaction(kind="agent_call", direction=f"agent:{context.agent} -> {target.id}",
+                                                 status="connecting", at=request.app.state.clock()))  # fmt: skip
     return _xml(twiml.connect(to=target.phone, caller_id=target.proxy, locale=target.locale, record=found.record,
-                              action=f"{_base(request)}/webhooks/twilio/voice/dial-status?session={found.id}",
-                              recording_callback=f"{_base(request)}/webhooks/twilio/voice/recording?session={found.id}"))  # fmt: skip
+                              action=_callback(request, "dial-status", session=found.id),
+                              recording_callback=_callback(request, "recording", session=found.id)))  # fmt: skip
 
 
 async def relay_sms(request: Request, form: dict[str, str]) -> Response | None:

@@ -31,9 +31,9 @@ def install(
 
     async def load_pool() -> None:
         for tenant in settings.tenants.values():
-            taken = await masking.add_numbers(tenant.name, sorted(tenant.proxy_numbers))
-            for number in taken:
-                log.error("proxy number %s of tenant %s belongs to another tenant; not added", number, tenant.name)
+            for number in sorted(tenant.proxy_numbers):  # one by one: a number held elsewhere skips only itself
+                if await masking.add_numbers(tenant.name, [number], settings.not_for_pool(tenant.name)):
+                    log.error("proxy number %s of tenant %s is in use elsewhere; not added", number, tenant.name)
 
     async def sweep() -> None:
         while True:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, StringConstraints, ValidationInfo
 
 from rules.model import Channel
 
@@ -43,15 +43,44 @@ def _timezone(value: str, info: ValidationInfo) -> str:
         return value
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder of tzdata ("America"), too long
         raise ValueError(f"unknown timezone {value!r} (expected an IANA name such as Europe/Berlin)") from None
     return value
 
 
-Phone = Annotated[str, AfterValidator(_phone)]
-TimeZoneName = Annotated[str, AfterValidator(_timezone)]
-Locale = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")]
+def _data(value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+    if not _trusted(info) and _deeper_than(value, MAX_DATA_DEPTH):
+        raise ValueError(f"nested more than {MAX_DATA_DEPTH} levels deep (each object or list is a level)")
+    return value
+
+
+def _deeper_than(value: dict[str, Any], limit: int) -> bool:
+    """Whether objects and lists nest more than `limit` levels (`value` is the first). A loop, not recursion:
+    a body may nest as deep as the parser allows."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if level > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, level + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+# The bounds are documented in docs/api.md and shown in the OpenAPI schema: E.164 has at most 15 digits
+# (32 leaves room for a formatted number, so its message can show the E.164 form); the longest IANA zone
+# name has 32 characters; 35 is the length BCP 47 asks implementations to support for a language tag.
+MAX_DATA_DEPTH = 10
+Phone = Annotated[str, StringConstraints(max_length=32), AfterValidator(_phone)]
+TimeZoneName = Annotated[str, StringConstraints(max_length=64), AfterValidator(_timezone)]
+Locale = Annotated[str, StringConstraints(max_length=35, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+Data = Annotated[
+    dict[str, Any],
+    AfterValidator(_data),
+    Field(description=f"free-form; at most {MAX_DATA_DEPTH} levels deep, and the body at most "
+                      "server.max_body_bytes", json_schema_extra={"x-max-depth": MAX_DATA_DEPTH}),
+]  # fmt: skip
 
 
 class Person(BaseModel):
@@ -80,13 +109,22 @@ class Person(BaseModel):
         return self.slack
 
 
+EXAMPLE: dict[str, JsonValue] = {
+    "event": "inquiry.created",
+    "recipient": {"id": "seller-42", "email": "seller@example.com", "phone": "+14155550123", "timezone": "Europe/Berlin"},
+    "counterpart": {"id": "buyer-7", "phone": "+14155550199"},
+    "correlation_key": "inquiry-1001",
+    "data": {"listing": "Red bike", "message": "Is it still available?"},
+}  # fmt: skip
+
+
 class Intent(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE]})  # /docs shows it
 
     event: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
     recipient: Person
     counterpart: Person | None = None
-    data: dict[str, Any] = {}
+    data: Data = {}
     policy: Text | None = None
     correlation_key: Text | None = None
 
