@@ -5,7 +5,8 @@ rules/catalog.py). Rendering is sandboxed Jinja2 with strict undefined
 variables (channels/templating.py): intent data are values, never template
 code, and a variable the intent lacks is a clear error on the delivery. Dates
 and numbers are formatted for the recipient (channels/formatting.py); each
-channel's limits are checked on the result (channels/limits.py).
+channel's limits are checked on the result (channels/limits.py). One message's
+render is bounded in time, work and size (channels/render_limits.py).
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from channels import limits
 from channels.formatting import formatting
+from channels.render_limits import Render
 from channels.sms_encoding import SmsInfo
-from channels.templating import PART_FILES, Environments, RenderError, line_of, naming, required
+from channels.templating import PART_FILES, Environments, RenderError, line_of, required
 from rules.catalog import PARTS
 from rules.intent import Intent, Person
 from rules.model import Channel
@@ -128,7 +130,7 @@ class Renderer:
         wanted = locale or who.locale
         chosen = self.pick_locale(template, channel, wanted, options.default_locale)
         context = context_for(intent, who)
-        with formatting([wanted, chosen], who.timezone), naming(context):
+        with formatting([wanted, chosen], who.timezone), Render(context):  # one budget for all parts
             parts = self._parts(template, chosen, channel, context)
         sms = limits.finish(channel, parts, options.sms)
         return Rendered(template, channel, chosen, parts, sms)

@@ -9,6 +9,10 @@ They differ in how a `{{ value }}` is written out:
   (`<!channel>`) or forge a link; the template's own text may use mrkdwn;
 - Slack blocks (`slack.blocks.json`): escaped as above, then as JSON string
   content, so a value cannot break out of the string it is placed in.
+
+The sandbox is Jinja's immutable one: a template cannot change the intent it is rendered for
+(`data.update(...)`, `data.tags.append(...)`), nor any list or dict. Loops, calls, operators and
+filters are bounded in time, work and size (channels/render_limits.py).
 """
 
 from __future__ import annotations
@@ -16,15 +20,18 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterator
-from contextvars import ContextVar
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from jinja2 import FileSystemLoader, StrictUndefined, TemplateSyntaxError
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import FileSystemLoader, StrictUndefined, TemplateSyntaxError, nodes
+from jinja2.compiler import CodeGenerator, Frame
+from jinja2.exceptions import SecurityError
+from jinja2.runtime import Context, Undefined
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment, modifies_known_mutable
 from jinja2.utils import missing
 
+from channels import render_limits as limits
 from channels.formatting import FILTERS
 from rules.catalog import PARTS, REQUIRED_PARTS
 from rules.model import Channel
@@ -55,11 +62,6 @@ def _slack_json(value: Any) -> str:
     return json.dumps(escape_mrkdwn(str(value)), ensure_ascii=False)[1:-1]
 
 
-# The render context, to name a container for "data.listing is undefined" (by id, computed only
-# when a message needs it: walking the context on every render was 2 % of a worker's CPU per send).
-_CONTEXT: ContextVar[dict[str, Any]] = ContextVar("parley_template_context")
-
-
 class ClearUndefined(StrictUndefined):
     """StrictUndefined whose message names the intent field that is missing."""
 
@@ -72,7 +74,10 @@ class ClearUndefined(StrictUndefined):
         name = self._undefined_name
         if self._undefined_obj is missing:
             return f"{name!r} is undefined (a template can use {', '.join(ROOTS)})"
-        where = name_containers(_CONTEXT.get({})).get(id(self._undefined_obj))
+        # The container's name, from the context of the render under way (channels.render_limits.Render), by
+        # id: computed only when a message needs it (walking the context on every render was 2 % of a
+        # worker's CPU per send).
+        where = name_containers(limits.render_context()).get(id(self._undefined_obj))
         if where is None:
             return str(super()._undefined_message)
         if where in ROOTS[2:]:
@@ -97,26 +102,34 @@ def name_containers(context: dict[str, Any]) -> dict[int, str]:
     return names
 
 
-class naming:  # a context manager (a class: see channels.formatting.formatting)
-    """While rendering with this context, undefined messages name the missing field."""
-
-    __slots__ = ("_token", "context")
-
-    def __init__(self, context: dict[str, Any]) -> None:
-        self.context = context
-
-    def __enter__(self) -> None:
-        self._token = _CONTEXT.set(self.context)
-
-    def __exit__(self, *exc: object) -> None:
-        _CONTEXT.reset(self._token)
-
-
 _DICT_ATTRIBUTES = frozenset(dir(dict))
 
 
-class _Sandbox(SandboxedEnvironment):
-    """Jinja's sandbox; `data.listing` on a plain dict is looked up without raising an exception."""
+class _Bounded(CodeGenerator):
+    """Compiles each `for` loop to iterate `environment.steps(iterable)`, whose every item is a step of the
+    render's budget, and each `~` to be measured. Rewriting the loop's iterable node, rather than the code
+    Jinja writes for a loop, keeps everything else about loops (else, loop.*, recursive, filters) Jinja's."""
+
+    def visit_For(self, node: nodes.For, frame: Frame) -> None:
+        steps = nodes.EnvironmentAttribute("steps", lineno=node.iter.lineno)
+        node.iter = nodes.Call(steps, [node.iter], [], None, None, lineno=node.iter.lineno)
+        super().visit_For(node, frame)
+
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        self.write("environment.charge(")
+        super().visit_Concat(node, frame)
+        self.write(")")
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """Jinja's immutable sandbox with the render limits; `data.listing` on a plain dict is looked up without
+    raising an exception."""
+
+    code_generator_class = _Bounded
+    intercepted_binops = frozenset({"*", "**", "+", "%"})  # the ones that can build big values
+    concat = staticmethod(limits.bounded_concat)
+    steps = limits.Steps
+    charge = staticmethod(limits.charge)
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         # Jinja tries the attribute first and takes the item when that raises AttributeError, which costs
@@ -125,6 +138,35 @@ class _Sandbox(SandboxedEnvironment):
         if type(obj) is dict and type(attribute) is str and attribute not in _DICT_ATTRIBUTES and attribute in obj:
             return obj[attribute]
         return super().getattr(obj, attribute)
+
+    def unsafe_undefined(self, obj: Any, attribute: str) -> Undefined:
+        if not modifies_known_mutable(obj, attribute):
+            return super().unsafe_undefined(obj, attribute)
+        where = name_containers(limits.render_context()).get(id(obj), type(obj).__name__)
+        message = f"{where}.{attribute}() is refused: a template can read values, not change them"
+        return self.undefined(message, name=attribute, obj=obj, exc=SecurityError)
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        limits.check_binop(operator, left, right)
+        return limits.charge(self.binop_table[operator](left, right))
+
+    def call(self, context: Context, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
+        limits.current().step()
+        args = limits.check_call(obj, args, kwargs)
+        return limits.charge(super().call(context, obj, *args, **kwargs))
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        formats = super().wrap_str_format(value)
+        if formats is None:
+            return None
+        pattern: str = value.__self__
+
+        def checked(*args: Any, **kwargs: Any) -> str:
+            limits.check_format(pattern, args, kwargs)
+            text: str = limits.charge(formats(*args, **kwargs))  # Markup stays Markup
+            return text
+
+        return checked
 
 
 def _environment(
@@ -141,6 +183,7 @@ def _environment(
         finalize=finalize,
     )
     env.filters.update(FILTERS)
+    env.filters = limits.guard_filters(env.filters)
     return env
 
 

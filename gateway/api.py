@@ -199,7 +199,7 @@ def create_app(
         if not who.admin:
             raise ApiError(403, "forbidden", "reloading rules needs an admin key of an operator tenant (admin: true)")
         problems = await holder.reload_async()  # off the event loop, within its time limit
-        problems = [*problems, *app.state.access.reload_keys()]  # keys rotate with the same reload
+        problems = [*problems, *await app.state.access.reload_keys()]  # keys rotate with the same reload
         outcome = "refused" if problems else "ok"
         await app.state.audit.record(who, Action.RULES_RELOAD, "rules", client_address(request), outcome)
         if problems:
@@ -295,11 +295,11 @@ async def _follow_reloads(store: Store, holder: RulesHolder, access: Access, eve
             if holder.hangup:
                 holder.hangup = False
                 rules_problems = await holder.reload_async()
-                if not rules_problems and not access.reload_keys():
+                if not rules_problems and not await access.reload_keys():
                     holder.generation = await store.bump_rules_generation()
                 continue
             generation = await store.rules_generation()
             if generation > holder.generation:
                 holder.generation = generation
                 await holder.reload_async()
-                access.reload_keys()
+                await access.reload_keys()

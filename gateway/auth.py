@@ -8,6 +8,7 @@ its limits is 429 with Retry-After.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +20,7 @@ from gateway.access import KeyRing, Principal, Role
 from gateway.config import Settings, load_settings
 from gateway.errors import ApiError
 from gateway.ratelimit import RateLimiter, Refused, Scope, headers
+from gateway.rulesets import RELOAD_TIME_LIMIT_S
 from rules.problems import Problem, RulesError
 
 UNAUTHORIZED = "send Authorization: Bearer <API key>"
@@ -32,16 +34,29 @@ class Access:
     keyring: KeyRing
     limiter: RateLimiter
 
-    def reload_keys(self) -> list[Problem]:
-        """Re-read the tenants' keys from the config file; on any problem keep the keys in force."""
+    async def reload_keys(self, timeout: float = RELOAD_TIME_LIMIT_S) -> list[Problem]:
+        """Re-read the tenants' keys from the config file, off the event loop (it may hold the rules
+        inline, and YAML is slow to parse); on any problem, or past `timeout`, keep the keys in force."""
+        try:
+            loaded = await asyncio.wait_for(asyncio.to_thread(self._load_keys), timeout)
+        except TimeoutError:
+            return [self._problem(f"keys: took longer than {timeout:g} s; the keys in force are kept")]
+        if isinstance(loaded, KeyRing):
+            self.keyring = loaded  # swapped here, on the loop, and only by a load that finished in time
+            return []
+        return loaded
+
+    def _load_keys(self) -> KeyRing | list[Problem]:
         try:
             fresh = load_settings(self.settings.path, dev_key=self.settings.dev_key, env=dict(self.settings.environ))
         except RulesError as exc:
             return exc.problems
         except OSError as exc:
-            return [Problem(1, 1, "(document)", f"cannot read: {exc.strerror}", str(self.settings.path))]
-        self.keyring = KeyRing(fresh.tenants.values())
-        return []
+            return [self._problem(f"cannot read: {exc.strerror}")]
+        return KeyRing(fresh.tenants.values())
+
+    def _problem(self, message: str) -> Problem:
+        return Problem(1, 1, "(document)", message, str(self.settings.path))
 
 
 def client_address(request: Request) -> str:

@@ -20,7 +20,7 @@ from rules.catalog import Catalog
 from rules.model import PERSON_TARGETS, Action, Channel, Destination, Match, Policy, QuietHours, RuleSet, StopEvent
 from rules.problems import Problem, Problems, RulesError
 from rules.steps import StepContext, check_steps
-from rules.yamlpos import Path, YamlSyntaxError, format_path, load_located
+from rules.yamlpos import MAX_YAML_BYTES, Path, YamlSyntaxError, check_size, format_path, load_located, load_plain
 
 TOP_KEYS = ("version", "defaults", "destinations", "policies")
 POLICY_KEYS = ("name", "description", "match", "until", "quiet_hours", "template", "fallback", "steps")
@@ -50,21 +50,17 @@ class Defaults:
     fallback: dict[Channel, Channel] | None = None
 
 
-def load_rules(file: FsPath, templates: FsPath | None = None, warnings: list[Problem] | None = None) -> RuleSet:
+def load_rules(
+    file: FsPath, templates: FsPath | None = None, warnings: list[Problem] | None = None, *, follow: bool = True
+) -> RuleSet:
     """Read and validate a rules file (standalone, or the `rules` section of config.yaml) and the
     templates folder with it (channels/template_check.py); its warnings go to `warnings`."""
-    try:
-        text = file.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        data = exc.object
-        line, column = data.count(b"\n", 0, exc.start) + 1, exc.start - data.rfind(b"\n", 0, exc.start)
-        problem = Problem(line, column, "(document)", f"not UTF-8 text (byte 0x{data[exc.start]:02x})", str(file))
-        raise RulesError([problem]) from None
+    text = _read(file)
     folder, rules_file = _config_settings(text)
     if templates is None:
         templates = file.parent / folder
-    if rules_file is not None:  # config.yaml whose `rules:` names a file: check that file
-        return load_rules(file.parent / rules_file, templates, warnings)
+    if rules_file is not None and follow:  # config.yaml whose `rules:` names a file: check that file (only once)
+        return load_rules(file.parent / rules_file, templates, warnings, follow=False)
     catalog = Catalog.scan(templates)
     template_problems, template_warnings = check_templates(catalog)
     try:
@@ -78,13 +74,28 @@ def load_rules(file: FsPath, templates: FsPath | None = None, warnings: list[Pro
     return rules
 
 
+def _read(file: FsPath) -> str:
+    """The file's text; a file over the YAML size limit is refused after reading just past the limit."""
+    with file.open("rb") as handle:
+        data = handle.read(MAX_YAML_BYTES + 1)
+    try:
+        check_size(len(data))
+        return data.decode("utf-8")
+    except YamlSyntaxError as exc:
+        raise RulesError([_yaml_problem(exc, str(file))]) from None
+    except UnicodeDecodeError as exc:
+        line, column = data.count(b"\n", 0, exc.start) + 1, exc.start - data.rfind(b"\n", 0, exc.start)
+        problem = Problem(line, column, "(document)", f"not UTF-8 text (byte 0x{data[exc.start]:02x})", str(file))
+        raise RulesError([problem]) from None
+
+
 def _config_settings(text: str) -> tuple[str, str | None]:
     """config.yaml may name its templates folder and keep its rules in a file of their own;
     a standalone rules file uses templates/ beside it."""
     try:
-        loaded = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return "templates", None  # compile_rules reports the syntax error with its position
+        loaded = load_plain(text)
+    except (yaml.YAMLError, YamlSyntaxError, ValueError):
+        return "templates", None  # compile_rules reports the problem with its position
     if not isinstance(loaded, dict) or "rules" not in loaded or "policies" in loaded:
         return "templates", None
     folder, rules = loaded.get("templates"), loaded.get("rules")
@@ -93,14 +104,15 @@ def _config_settings(text: str) -> tuple[str, str | None]:
     )
 
 
+def _yaml_problem(exc: YamlSyntaxError, source: str) -> Problem:
+    return Problem(exc.position.line, exc.position.column, "(document)", f"invalid YAML: {exc.message}", source)
+
+
 def compile_rules(text: str, source: str, catalog: Catalog) -> RuleSet:
     try:
         located = load_located(text)
     except YamlSyntaxError as exc:
-        pos = exc.position
-        raise RulesError(
-            [Problem(pos.line, pos.column, "(document)", f"invalid YAML: {exc.message}", source)]
-        ) from None
+        raise RulesError([_yaml_problem(exc, source)]) from None
     p = Problems(located, source)
     for dup in located.duplicate_keys:
         p.add(dup, f"key {dup[-1]!r} appears more than once", at_key=True)
