@@ -68,8 +68,8 @@ def client_address(request: Request) -> str:
 async def authenticate(request: Request, authorization: str | None, now: datetime) -> Principal:
     access: Access = request.app.state.access
     address = client_address(request)
-    blocked = access.limiter.blocked(address)  # before the key: a blocked address learns nothing of it
-    if blocked is not None:
+    blocked = access.limiter.blocked(address) if access.limiter.blocking else None
+    if blocked is not None:  # checked before the key: a blocked address learns nothing of it
         raise _throttled(blocked)
     scheme, _, key = (authorization or "").partition(" ")
     found = access.keyring.find(key.strip()) if scheme.lower() == "bearer" and key.strip() else None
@@ -97,7 +97,6 @@ async def authorize(request: Request, authorization: str | None, role: Role, sco
     if refused is not None:
         raise ApiError(429, "rate_limited", f"over the {refused.who}'s {scope.value} limit of {refused.limit}; "
                        f"retry in {refused.retry_after_s} s", headers=headers(refused))  # fmt: skip
-    request.state.principal = who
     return who
 
 
