@@ -29,7 +29,8 @@ def too_large(limit: int) -> tuple[bytes, list[tuple[bytes, bytes]]]:
             "error": "payload_too_large",
             "message": f"the request body is over this path's limit of {limit} bytes",
             "detail": [{"path": "(body)", "message": f"at most {limit} bytes"}],
-        }
+        },
+        separators=(",", ":"),
     ).encode()
     # Connection: close: the rest of an oversized body is not worth reading to keep the connection.
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
