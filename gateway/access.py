@@ -91,6 +91,3 @@ class KeyRing:
         # A dict lookup by the key's digest: timing can tell at most which digests exist, never a key.
         found = self._by_digest.get(hash_key(key))
         return Principal(*found) if found is not None else None
-
-    def tenant_for_number(self, number: str) -> Tenant | None:
-        return next((t for t in self.tenants.values() if number in t.numbers), None)

@@ -107,10 +107,10 @@ class StoreStorage(Storage):
         return await self.store.rate_incr(key, int(expiry), amount)
 
     async def get(self, key: str) -> int:
-        return (await self.store.rate_get(key))[0]
+        return await self.store.rate_count(key)
 
     async def get_expiry(self, key: str) -> float:
-        return time.time() + (await self.store.rate_get(key))[1]
+        return time.time() + await self.store.rate_left_s(key)
 
     async def check(self) -> bool:
         return await self.store.ping()

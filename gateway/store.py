@@ -285,12 +285,13 @@ class Store:
         """Count a hit in a fixed window that starts with its first hit (gateway/ratelimit.py)."""
         return int(await self._run("RATE_INCR", [keys.rate_limit(key)], [amount, window_s]))
 
-    async def rate_get(self, key: str) -> tuple[int, float]:
-        """A window's count and its seconds left (0 when there is none)."""
-        count, ttl_ms = await self._pipe.execute("GET", keys.rate_limit(key)), 0
-        if count is not None:
-            ttl_ms = await self._pipe.execute("PTTL", keys.rate_limit(key))
-        return int(count or 0), max(0.0, int(ttl_ms) / 1000)
+    async def rate_count(self, key: str) -> int:
+        """Hits counted in a rate-limit window so far (0 when there is none)."""
+        return int(await self._pipe.execute("GET", keys.rate_limit(key)) or 0)
+
+    async def rate_left_s(self, key: str) -> float:
+        """Seconds until a rate-limit window ends (0 when there is none: PTTL answers -2)."""
+        return max(0.0, int(await self._pipe.execute("PTTL", keys.rate_limit(key))) / 1000)
 
     async def rate_clear(self, key: str) -> None:
         await self.r.delete(keys.rate_limit(key))
