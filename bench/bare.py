@@ -33,7 +33,7 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    # The same call as gateway.cli_run._serve: one process, uvicorn's defaults, info logging.
+    # The same call as gateway.cli.run._serve: one process, uvicorn's defaults, info logging.
     uvicorn.run(create_app(), host=args.host, port=args.port, log_level="info", loop="asyncio")
 
 

@@ -22,8 +22,8 @@ import redis
 from rq import Queue, Worker
 
 from bench.scenario import KEY, KEY_ENV, REPO, config_text
-from gateway import keys
 from gateway.embedded import EmbeddedRedis, free_port
+from gateway.state import keys
 
 HOST = "127.0.0.1"
 

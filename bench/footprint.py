@@ -14,7 +14,7 @@ from typing import Any
 from bench.env import BenchError, Env
 from bench.scenario import intent_json
 from bench.seed import release, seed
-from gateway import keys
+from gateway.state import keys
 
 EVENT = "inquiry.created"
 WORKERS = 2

@@ -11,11 +11,11 @@ import redis
 
 from bench.env import Env
 from bench.scenario import LATER_WAIT_MS, TENANT, intent_json
-from gateway import keys
-from gateway.api import notification_fields
 from gateway.config import load_settings
+from gateway.http.app import notification_fields
 from gateway.rulesets import RulesHolder
-from gateway.store import Store
+from gateway.state import keys
+from gateway.state.store import Store
 from rules.intent import Intent
 
 CONCURRENCY = 64

@@ -18,7 +18,8 @@ from bench.env import BenchError, Env, cpu_seconds
 from bench.scenario import LATER_ATTEMPT
 from bench.seed import arm_later, seed, spread
 from bench.stats import summary_ms
-from gateway import keys, metrics
+from gateway import metrics
+from gateway.state import keys
 
 EVENT = "bench.later"
 SENT = metrics.send_field("email", "delivered")

@@ -22,14 +22,14 @@ from typing import TypeVar
 
 from channels.base import Channel
 from channels.common import Section
-from channels.email import EmailChannel, EmailSettings
-from channels.outbox import OutboxChannel
-from channels.push import PushChannel, PushSettings
+from channels.email.channel import EmailChannel, EmailSettings
+from channels.fcm.channel import PushChannel, PushSettings
+from channels.outbox.channel import OutboxChannel
 from channels.registry import Registry
-from channels.slack import SlackChannel, SlackSettings
-from channels.sms import SmsChannel, SmsSettings
-from channels.voice import VoiceChannel, VoiceSettings
-from gateway.store import Store
+from channels.slack.channel import SlackChannel, SlackSettings
+from channels.twilio.sms import SmsChannel, SmsSettings
+from channels.twilio.voice import VoiceChannel, VoiceSettings
+from gateway.state.store import Store
 from rules.model import Channel as ChannelName
 
 T = TypeVar("T", SmsSettings, VoiceSettings)

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from channels.providers import ProvidersConfig
 from gateway.access import DEFAULT_ROLES, ApiKey, KeyRing, Role, Tenant, hash_key
-from gateway.ratelimit import RateLimitSpec
+from gateway.http.ratelimit import RateLimitSpec
 from rules.durations import parse_duration
 from rules.problems import Problem, Problems, RulesError
 from rules.yamlpos import YamlSyntaxError, load_located
@@ -164,7 +164,7 @@ class Settings:
 
     @functools.cached_property
     def keyring(self) -> KeyRing:
-        """The keys as loaded at start; the API swaps in a newer ring on a reload (gateway.api)."""
+        """The keys as loaded at start; the API swaps in a newer ring on a reload (gateway.http.app)."""
         return KeyRing(self.tenants.values())
 
 

@@ -17,16 +17,24 @@ import signal
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
+from channels.rendering.check import check_templates
 from gateway.config import Settings
+from rules import validate
 from rules.model import Policy, RuleSet
 from rules.problems import Problem, RulesError
-from rules.validate import load_rules
 
 log = logging.getLogger("parley.rules")
 
 # A rules file near the YAML size limit loads in seconds on a slow machine; a usual one in well under one.
 RELOAD_TIME_LIMIT_S = 5.0
+
+
+def load_rules(file: Path, templates: Path | None = None, warnings: list[Problem] | None = None) -> RuleSet:
+    """A rules file and the templates folder with it, each checked (rules/validate.py for the rules,
+    channels/rendering/check.py for the templates): what the gateway loads and `parley rules check` checks."""
+    return validate.load_rules(file, templates, warnings, check_templates=check_templates)
 
 
 def digest(policy: Policy) -> str:

@@ -8,13 +8,13 @@ from typing import Any
 
 from channels.providers import build_registry
 from channels.registry import Registry
-from channels.render import DELIVERY_RECHECK_S, Renderer
-from channels.slack import SlackChannel
-from channels.sms import SmsChannel
-from channels.voice import VoiceChannel
+from channels.rendering.render import DELIVERY_RECHECK_S, Renderer
+from channels.slack.channel import SlackChannel
+from channels.twilio.sms import SmsChannel
+from channels.twilio.voice import VoiceChannel
 from gateway.config import Settings
-from gateway.runner import Runtime
-from gateway.store import Store
+from gateway.delivery.runner import Runtime
+from gateway.state.store import Store
 from masking.telephony import Telephony, TwilioTelephony
 from rules.model import Channel
 

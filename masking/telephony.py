@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from channels.base import Outcome, SendResult
-from channels.twilio_api import Twilio
-from gateway.records import mask
-from gateway.store import Store
+from channels.twilio.client import Twilio
+from gateway.state.records import mask
+from gateway.state.store import Store
 from rules.model import Channel
 
 log = logging.getLogger("parley.masking")

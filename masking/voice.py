@@ -1,6 +1,6 @@
 """Twilio voice and SMS webhooks for masked numbers, escalation calls and agent calls.
 
-Each handler checks X-Twilio-Signature first (gateway.webhooks.twilio_form).
+Each handler checks X-Twilio-Signature first (gateway.http.webhooks.twilio_form).
 Routing rule: an inbound call or text from real number A to proxy number P
 belongs to the one open session in which A holds P (masking.assign keeps that
 unique); the other participant is reached showing *their* proxy number.
@@ -16,12 +16,12 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from channels.render import RenderError
-from gateway.masking_store import MaskingStore
-from gateway.records import mask
-from gateway.signatures import public_url, twilio_form
+from channels.rendering.render import RenderError
+from channels.signatures import public_url, twilio_form
+from gateway.state.records import mask
 from masking import twiml
 from masking.model import Interaction, Session
+from masking.store import MaskingStore
 from masking.telephony import Telephony
 from rules.engine import person
 from rules.model import Channel, StopEvent

@@ -7,6 +7,7 @@ file, line, column and path. Only a document with no problem compiles.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path as FsPath
 from typing import Any
@@ -14,7 +15,6 @@ from typing import Any
 import phonenumbers
 import yaml
 
-from channels.template_check import check_templates
 from rules import checks
 from rules.catalog import Catalog
 from rules.model import PERSON_TARGETS, Action, Channel, Destination, Match, Policy, QuietHours, RuleSet, StopEvent
@@ -50,19 +50,30 @@ class Defaults:
     fallback: dict[Channel, Channel] | None = None
 
 
+TemplateCheck = Callable[[Catalog], tuple[list[Problem], list[Problem]]]
+"""(problems, warnings) for every template of a catalog. The renderer owns template syntax, so the
+checker is given by the caller (gateway/rulesets.py passes channels/rendering/check.py): rules/
+depends on nothing else of Parley."""
+
+
 def load_rules(
-    file: FsPath, templates: FsPath | None = None, warnings: list[Problem] | None = None, *, follow: bool = True
+    file: FsPath,
+    templates: FsPath | None = None,
+    warnings: list[Problem] | None = None,
+    *,
+    check_templates: TemplateCheck | None = None,
+    follow: bool = True,
 ) -> RuleSet:
-    """Read and validate a rules file (standalone, or the `rules` section of config.yaml) and the
-    templates folder with it (channels/template_check.py); its warnings go to `warnings`."""
+    """Read and validate a rules file (standalone, or the `rules` section of config.yaml) and, given a
+    `check_templates`, the templates folder with it; its warnings go to `warnings`."""
     text = _read(file)
     folder, rules_file = _config_settings(text)
     if templates is None:
         templates = file.parent / folder
     if rules_file is not None and follow:  # config.yaml whose `rules:` names a file: check that file (only once)
-        return load_rules(file.parent / rules_file, templates, warnings, follow=False)
+        return load_rules(file.parent / rules_file, templates, warnings, check_templates=check_templates, follow=False)
     catalog = Catalog.scan(templates)
-    template_problems, template_warnings = check_templates(catalog)
+    template_problems, template_warnings = check_templates(catalog) if check_templates else ([], [])
     try:
         rules = compile_rules(text, str(file), catalog)
     except RulesError as exc:

@@ -15,14 +15,14 @@ import redis
 from fastapi.testclient import TestClient
 from rq import SimpleWorker
 
-from gateway import worker as worker_module
-from gateway.api import create_app
 from gateway.config import Settings, load_settings
+from gateway.delivery import worker as worker_module
+from gateway.delivery.worker import Timer, queue_for
 from gateway.embedded import EmbeddedRedis
+from gateway.http.app import create_app
 from gateway.rulesets import RulesHolder
-from gateway.store import Store
+from gateway.state.store import Store
 from gateway.wiring import runtime_for
-from gateway.worker import Timer, queue_for
 
 REPO = Path(__file__).resolve().parents[1]
 KEYS = {"acme": "acme-secret-key", "globex": "globex-secret-key", "ops": "ops-admin-key"}

@@ -31,13 +31,14 @@ from typing import Any
 import pytest
 import yaml
 
-from gateway import keys
 from gateway.cli import main
 from gateway.config import ConfigFile, load_settings
 from gateway.metrics import Snapshot
+from gateway.rulesets import load_rules
+from gateway.state import keys
 from rules.catalog import Catalog
 from rules.problems import RulesError
-from rules.validate import compile_rules, load_rules
+from rules.validate import compile_rules
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"

@@ -7,7 +7,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from gateway.records import Stored
+from gateway.state.records import Stored
 from rules.intent import TRUSTED, Intent
 
 BODY = {"event": "e", "recipient": {"id": "u", "phone": "+14155550123", "timezone": "Europe/Berlin"}}

@@ -16,11 +16,11 @@ import httpx
 import pytest
 import uvicorn
 
-from gateway.api import create_app
 from gateway.cli import main
 from gateway.config import Settings, load_settings
+from gateway.http.app import create_app
 from gateway.rulesets import RulesHolder
-from gateway.store import Store
+from gateway.state.store import Store
 from rules.yamlpos import MAX_YAML_BYTES, MAX_YAML_DEPTH, MAX_YAML_VALUES, Position, YamlSyntaxError, load_located
 from tests.fixtures import KEYS, REPO, RULES, Harness, write_config
 
@@ -215,7 +215,7 @@ def served(settings: Settings, redis_client: object) -> Iterator[tuple[str, Path
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    # As `parley serve` does at start (gateway.cli_run._freeze_startup_heap): a full collection over
+    # As `parley serve` does at start (gateway.cli.run._freeze_startup_heap): a full collection over
     # what earlier tests left in this process would otherwise pause the loop for up to a second.
     gc.collect()
     gc.freeze()

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 import redis
 
-from channels.render import Renderer, RenderError
-from channels.render_limits import MAX_BUILT, MAX_STEPS, MAX_TEXT, TIME_LIMIT_S
-from channels.template_check import check_templates
+from channels.rendering.check import check_templates
+from channels.rendering.render import Renderer, RenderError
+from channels.rendering.sandbox import MAX_BUILT, MAX_STEPS, MAX_TEXT, TIME_LIMIT_S
 from gateway.config import Settings, load_settings
 from rules.catalog import Catalog
 from rules.intent import Intent

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from channels.render import Renderer, RenderError, UnknownTemplate, locale_chain
+from channels.rendering.render import Renderer, RenderError, UnknownTemplate, locale_chain
 from rules.catalog import Catalog
 from rules.intent import Intent
 from rules.model import Channel

@@ -1,12 +1,12 @@
-"""SMS encoding and segments (channels/sms_encoding.py) with known vectors, and the segment limit."""
+"""SMS encoding and segments (channels/rendering/sms_encoding.py) with known vectors, and the segment limit."""
 
 from __future__ import annotations
 
 import pytest
 
-from channels.limits import sms_body
-from channels.sms_encoding import GSM_BASIC, GSM_EXTENSION, encoding_of, fit, measure
-from channels.templating import RenderError
+from channels.rendering.parts import sms_body
+from channels.rendering.sms_encoding import GSM_BASIC, GSM_EXTENSION, encoding_of, fit, measure
+from channels.rendering.templating import RenderError
 from rules.template_options import SmsOptions
 
 

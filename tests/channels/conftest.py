@@ -14,7 +14,7 @@ from firebase_admin import messaging
 from google.auth import credentials as google_credentials
 
 from channels.base import Message
-from channels.twilio_api import RecordingHttpClient
+from channels.twilio.client import RecordingHttpClient
 from rules.model import Channel
 from tests.contracts import fcm_openapi, overlays, prism
 

@@ -22,7 +22,7 @@ from cryptography.x509.oid import NameOID
 
 from channels.base import Outcome, Reason
 from channels.common import ProviderConfigError
-from channels.email import EmailChannel, EmailSettings, classify
+from channels.email.channel import EmailChannel, EmailSettings, classify
 from rules.model import Channel
 from tests.channels.conftest import make_message
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from channels.registry import Registry
-from channels.sms import SmsChannel, SmsSettings
+from channels.twilio.sms import SmsChannel, SmsSettings
 from rules.model import Channel
 from tests.channels.conftest import TWILIO_ENV, PrismHttpClient
 from tests.fixtures import Harness

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from channels.email import EmailChannel
-from channels.push import PushChannel, PushSettings
+from channels.email.channel import EmailChannel
+from channels.fcm.channel import PushChannel, PushSettings
 from channels.registry import Registry
-from channels.slack import SlackChannel, SlackSettings
-from gateway import keys
+from channels.slack.channel import SlackChannel, SlackSettings
+from gateway.state import keys
 from gateway.wiring import slack_updater_for
 from rules.model import Channel
 from tests.channels.conftest import PrismFirebaseCredential

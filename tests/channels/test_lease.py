@@ -14,11 +14,11 @@ import pytest
 from rq import SimpleWorker
 
 from channels.base import LEASE_ENDING, Message, Outcome, SendResult
-from channels.email import EmailChannel
-from channels.push import PushChannel, PushSettings
+from channels.email.channel import EmailChannel
+from channels.fcm.channel import PushChannel, PushSettings
 from channels.registry import Registry
-from channels.slack import SlackChannel, SlackSettings
-from gateway.worker import Timer, queue_for
+from channels.slack.channel import SlackChannel, SlackSettings
+from gateway.delivery.worker import Timer, queue_for
 from rules.model import Channel
 from tests.channels.conftest import PrismFirebaseCredential, PrismHttpClient, make_message
 from tests.channels.test_email import PARTS, FreePortController, Mailbox, settings

@@ -12,15 +12,15 @@ from pydantic import ValidationError
 
 from channels.base import Reason
 from channels.common import ProviderConfigError
-from channels.email import EmailChannel
-from channels.outbox import OutboxChannel
+from channels.email.channel import EmailChannel
+from channels.fcm.channel import FCM_ERRORS
+from channels.outbox.channel import OutboxChannel
 from channels.providers import ProvidersConfig, build_registry
-from channels.push import FCM_ERRORS
-from channels.slack import SLACK_ERRORS, SlackChannel
-from channels.sms import SmsChannel
-from channels.twilio_api import TWILIO_ERRORS
-from channels.voice import VoiceChannel
-from gateway.store import Store
+from channels.slack.channel import SLACK_ERRORS, SlackChannel
+from channels.twilio.client import TWILIO_ERRORS
+from channels.twilio.sms import SmsChannel
+from channels.twilio.voice import VoiceChannel
+from gateway.state.store import Store
 from rules.model import Channel
 from tests.channels.conftest import TWILIO_ENV
 

@@ -14,7 +14,7 @@ from firebase_admin import exceptions, messaging
 
 from channels.base import Outcome, Reason, SendResult
 from channels.common import ProviderConfigError
-from channels.push import PushChannel, PushSettings, classify
+from channels.fcm.channel import PushChannel, PushSettings, classify
 from rules.model import Channel
 from tests.channels.conftest import PrismFirebaseCredential, make_message
 from tests.contracts import overlays, prism

@@ -12,7 +12,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from channels.base import Outcome, Reason, SendResult
 from channels.common import ProviderConfigError
-from channels.slack import ACK_ACTION, SlackChannel, SlackSettings, blocks, classify
+from channels.slack.channel import ACK_ACTION, SlackChannel, SlackSettings, blocks, classify
 from rules.model import Channel
 from tests.channels.conftest import make_message
 from tests.contracts import overlays, prism

@@ -11,9 +11,9 @@ from pydantic import ValidationError
 
 from channels.base import Outcome, Reason, SendResult
 from channels.common import ProviderConfigError
-from channels.sms import SmsChannel, SmsSettings
-from channels.twilio_api import classify
-from channels.voice import VoiceChannel, VoiceSettings
+from channels.twilio.client import classify
+from channels.twilio.sms import SmsChannel, SmsSettings
+from channels.twilio.voice import VoiceChannel, VoiceSettings
 from rules.model import Channel
 from tests.channels.conftest import TWILIO_ENV, PrismHttpClient, make_message
 from tests.contracts import overlays, prism

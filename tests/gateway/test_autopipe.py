@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 import redis.asyncio as aredis
 
-from gateway import lua
-from gateway.autopipe import AutoPipeline, hiredis_packing
 from gateway.embedded import EmbeddedRedis
-from gateway.records import Stored
-from gateway.store import Store
+from gateway.state import lua
+from gateway.state.autopipe import AutoPipeline, hiredis_packing
+from gateway.state.records import Stored
+from gateway.state.store import Store
 
 COMMANDS: list[tuple[Any, ...]] = [
     ("EVALSHA", "0123abcd", 2, "parley:n:1", "parley:due", "", 1_732_000_000_123, 0.25, -1.5e20, "Zoë 🚲 自行车"),

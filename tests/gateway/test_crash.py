@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 
 import redis
 
-from gateway import keys
 from gateway.config import Settings
+from gateway.state import keys
 from tests.fixtures import KEYS, Harness
 
 EXPECTED = {"0.0.email", "0.0.sms", "2.0.email", "4.0.sms"}  # the `quick` policy's four sends

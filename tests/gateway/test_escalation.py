@@ -116,7 +116,7 @@ def test_a_stale_job_does_nothing(harness: Harness) -> None:
     assert harness.work() == 1
     sent = harness.sent(nid)
     assert sent == [("email", "inquiry-new"), ("sms", "inquiry-new")]
-    from gateway.worker import run_batch
+    from gateway.delivery.worker import run_batch
 
     run_batch([[leased[0].id, leased[0].due_ms, leased[0].token]])  # the first worker wakes up late
     assert harness.sent(nid) == sent
@@ -124,7 +124,7 @@ def test_a_stale_job_does_nothing(harness: Harness) -> None:
 
 def test_a_long_wait_keeps_the_notification_reachable_by_correlation_key(harness: Harness) -> None:
     """Retention is 7 days; a 10-day wait must not let the correlation index expire meanwhile."""
-    from gateway import keys
+    from gateway.state import keys
 
     nid = harness.notify(event="slow.reminder", correlation_key="conversation:long")
     harness.work()

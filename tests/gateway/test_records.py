@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from gateway.records import Delivery
+from gateway.state.records import Delivery
 from rules.engine import Kind, Planned
 from rules.model import Channel
 from rules.status import DeliveryStatus

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from rq import Queue
 
-from gateway import worker
-from gateway.worker import BATCH, MAX_BATCH, job_sizes
+from gateway.delivery import worker
+from gateway.delivery.worker import BATCH, MAX_BATCH, job_sizes
 from tests.fixtures import Harness
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from gateway.masking_store import MaskingStore, Opened
 from masking.assign import Exhausted
 from masking.model import ParticipantIn
+from masking.store import MaskingStore, Opened
 from tests.fixtures import PROXIES, Harness
 from tests.masking.helpers import A, B, open_session
 

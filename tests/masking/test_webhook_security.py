@@ -30,7 +30,7 @@ def test_a_signature_for_another_sites_url_is_refused_whatever_the_forwarded_hea
 
 
 def test_twilio_webhooks_without_a_public_url_are_reported(harness: Harness) -> None:
-    from gateway.signatures import public_url_missing
+    from channels.signatures import public_url_missing
 
     settings = harness.settings
     assert public_url_missing(settings)  # the fixture sets TWILIO_AUTH_TOKEN and no server.public_url

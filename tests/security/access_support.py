@@ -7,10 +7,10 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from gateway.api import create_app
 from gateway.config import Settings, load_settings
+from gateway.http.app import create_app
 from gateway.rulesets import RulesHolder
-from gateway.store import Store
+from gateway.state.store import Store
 from tests.fixtures import REPO, RULES, Clock
 
 PHONE_A, PHONE_B = "+14155550199", "+4915112345678"

@@ -30,10 +30,10 @@ from schemathesis.engine import events
 from schemathesis.python import asgi
 from schemathesis.schemas import BaseSchema
 
-from gateway.api import create_app
 from gateway.config import Settings, load_settings
+from gateway.http.app import create_app
 from gateway.rulesets import RulesHolder
-from gateway.store import Store
+from gateway.state.store import Store
 from tests.fixtures import KEYS, Clock, Harness, write_config
 
 CHECKS = [

@@ -17,9 +17,9 @@ import pytest
 import redis
 from redis.asyncio import Redis
 
-from gateway import keys
 from gateway.config import Settings, load_settings
-from gateway.masking_store import MaskingStore
+from gateway.state import keys
+from masking.store import MaskingStore
 from rules.problems import RulesError
 from tests.fixtures import NUMBERS, PROXIES, Clock, Harness, write_config
 from tests.masking.helpers import A, B, open_session, signed, twiml

@@ -1,0 +1,31 @@
+"""The `parley` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from gateway.cli import rules as cli_rules
+from gateway.cli import run as cli_run
+from gateway.cli import templates as cli_templates
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="parley", description="Parley: notifications that get answered.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    cli_rules.register(commands)
+    cli_run.register(commands)
+    cli_templates.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    result: int = args.handler(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,179 @@
+"""RQ wiring: the timer that turns due notifications into jobs, and the job that runs them.
+
+Jobs carry batches of due notifications (RQ costs tens of Redis commands per
+job, so one job per step would cap a worker at a few hundred steps/s), and a
+worker runs them in one process with one event loop (SimpleWorker) so sends of
+a batch overlap while they wait on providers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+import uvloop
+from rq import Queue
+
+from gateway import metrics
+from gateway.delivery.runner import Runtime, process
+from gateway.state import keys
+from gateway.state.records import from_ms
+from gateway.state.store import Leased, TimerStore
+
+log = logging.getLogger("parley.worker")
+
+BATCH = 200  # the smallest job cut from a backlog; a lease of fewer due steps is one job
+MAX_BATCH = 500  # the largest: RQ's own work is ~5 ms of CPU per job, whatever the job's size
+LEASE_LIMIT = 2000  # due steps one lease takes at most
+LEASE_MS = 60_000  # a job not finished by then is run again by another worker
+POLL_S = 0.02  # the longest the timer sleeps: bounds how late an item added "now" fires
+COALESCE_S = 0.05  # after leasing a partial batch: lets steps falling due meanwhile share one job
+
+_runtime: Runtime | None = None
+_loop: asyncio.AbstractEventLoop | None = None
+
+
+def install(runtime: Runtime) -> asyncio.AbstractEventLoop:
+    """Give this process the runtime its jobs use, and the one event loop they run on."""
+    global _runtime, _loop
+    _runtime, _loop = runtime, uvloop.new_event_loop()
+    return _loop
+
+
+def run_batch(items: list[list[Any]], lease_until_ms: int | None = None) -> int:
+    """The RQ job: run each leased notification once. Returns how many it looked at.
+
+    `lease_until_ms` is when the timer's lease on them ends (on the clock both use); jobs
+    enqueued without it (an older timer) send without that bound."""
+    if _runtime is None or _loop is None:
+        raise RuntimeError("worker runtime not installed (start workers with `parley worker`)")
+    rt = _runtime
+    # No cyclic collection while a batch runs. Its notifications are all in flight at once, so the
+    # youngest generation fills with live objects that every collection walks and none frees (with jobs
+    # of 500: ~15 ms a collection, ~30 µs of CPU per step, timed with gc.callbacks). Reference counting
+    # frees what a step allocates; the few cycles (tracebacks, finished tasks) wait for the batch's end.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        if lease_until_ms is not None:  # on the monotonic clock, which the adapters read while sending
+            rt.deadline = time.monotonic() + lease_until_ms / 1000 - rt.clock().timestamp()
+        leased = [Leased(str(i[0]), int(i[1]), int(i[2])) for i in items]
+        _loop.run_until_complete(_run_all(rt, leased))
+    finally:
+        rt.deadline = None
+        if collecting:
+            gc.enable()
+    return len(leased)
+
+
+async def _run_all(rt: Runtime, leased: list[Leased]) -> None:
+    now = rt.clock()
+    for item in leased:
+        rt.tally.update(metrics.lateness_fields(max((now - from_ms(item.due_ms)).total_seconds(), 0.0)))
+    results = await asyncio.gather(*(process(rt, item) for item in leased), return_exceptions=True)
+    for item, result in zip(leased, results, strict=True):
+        if isinstance(result, BaseException):
+            # A bug, not a provider error: the lease expires and the notification is retried.
+            log.error("notification %s failed in the worker", item.id, exc_info=result)
+    counts, rt.tally = rt.tally, Counter()
+    await rt.store.count_many(counts)
+
+
+def job_sizes(count: int, behind: int = 0) -> list[int]:
+    """How a lease of `count` due steps is cut into jobs, with `behind` more due steps still waiting for
+    the next lease: a quarter of all that is left, between BATCH and MAX_BATCH (a remainder smaller than
+    BATCH joins the last job, or the one before takes BATCH fewer). Big jobs while a backlog lasts spread
+    RQ's per-job work over more steps; the shrinking ones at its end let every worker finish at about the
+    same time (one big job left last would keep one worker busy while the others idle)."""
+    sizes: list[int] = []
+    left = count
+    while left > 0:
+        size = max(BATCH, min(MAX_BATCH, (left + behind) // 4))
+        if left - size < BATCH:  # no job smaller than BATCH after this one
+            size = left if left <= MAX_BATCH else left - BATCH
+        sizes.append(size)
+        left -= size
+    return sizes
+
+
+class Timer:
+    """Leases due notifications and enqueues them as RQ jobs. Safe to run in every worker."""
+
+    def __init__(
+        self, client: redis.Redis, queue: Queue, clock: Callable[[], datetime] | None = None, lease_ms: int = LEASE_MS
+    ) -> None:
+        self.store = TimerStore(client)
+        self.lease_ms = lease_ms
+        self.queue = queue
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self._stop = threading.Event()
+
+    def fire(self) -> int:
+        """Enqueue everything due now; returns how many notifications were leased."""
+        now_ms = int(self.clock().timestamp() * 1000)
+        leased = self.store.lease(now_ms, LEASE_LIMIT, self.lease_ms)
+        behind = self.store.due_count(now_ms) if len(leased) >= LEASE_LIMIT else 0
+        jobs, start = [], 0
+        for size in job_sizes(len(leased), behind):
+            chunk = [[x.id, x.due_ms, x.token] for x in leased[start : start + size]]
+            start += size
+            jobs.append(Queue.prepare_data(
+                run_batch, [chunk, now_ms + self.lease_ms],  # the lease's end, as the LEASE script set it
+                result_ttl=0, failure_ttl=7 * 86400, timeout=max(self.lease_ms // 1000, 1),
+            ))  # fmt: skip
+        if jobs:
+            self.queue.enqueue_many(jobs)  # one round trip for all of them
+        return len(leased)
+
+    def run_forever(self) -> None:
+        while not self._stop.is_set():
+            try:
+                fired = self.fire()
+                if fired >= LEASE_LIMIT:
+                    continue  # a backlog: keep leasing
+                if fired:
+                    # Due times spread over time would otherwise be leased one by one, each its own
+                    # RQ job (milliseconds of RQ bookkeeping per notification; python -m bench found
+                    # it capping two workers at ~250 steps/s). Waiting lets the steps falling due in
+                    # the next COALESCE_S share a job, for at most that much added lateness.
+                    wait = COALESCE_S
+                else:
+                    nxt = self.store.next_due_ms()
+                    now_ms = self.clock().timestamp() * 1000
+                    wait = POLL_S if nxt is None else min(max((nxt - now_ms) / 1000, 0.0), POLL_S)
+            except redis.RedisError as exc:
+                log.warning("timer: Redis unavailable (%s); retrying", exc)
+                wait = 1.0
+            self._stop.wait(wait)
+
+    def start(self) -> threading.Thread:
+        thread = threading.Thread(target=self.run_forever, name="parley-timer", daemon=True)
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def queue_for(client: redis.Redis) -> Queue:
+    return Queue(keys.QUEUE, connection=client)
+
+
+def wait_for_redis(client: redis.Redis, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            client.ping()
+            return
+        except redis.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)

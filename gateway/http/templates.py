@@ -1,0 +1,49 @@
+"""POST /v1/templates/{name}/preview: exactly what a template would send, without sending it.
+
+{"channel": "sms", "locale": "zh-CN", "intent": {...as POSTed to /v1/notifications...}}
+-> 200 {"template", "channel", "locale", "parts", "sms": {"encoding", "segments", ...} | null}
+-> 404 unknown template, 422 the template cannot be rendered for this intent (the message says why)
+"""
+
+# No `from __future__ import annotations`: FastAPI reads the route's annotations where it is defined.
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path
+from pydantic import BaseModel, ConfigDict
+
+from channels.rendering.render import Renderer, RenderError, UnknownTemplate
+from gateway.config import Settings
+from gateway.http.auth import Previewer
+from gateway.http.errors import ApiError
+from gateway.http.openapi import error_responses
+from rules.intent import EXAMPLE, Intent, Locale
+from rules.model import Channel
+
+
+class PreviewIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"channel": "sms", "intent": EXAMPLE}]})
+
+    channel: Channel
+    locale: Locale | None = None  # default: the intent recipient's locale
+    intent: Intent
+
+
+def templates_router(settings: Settings) -> APIRouter:
+
+    router = APIRouter()
+    renderer = Renderer(settings.templates_dir)
+
+    @router.post("/v1/templates/{name}/preview", responses=error_responses(404))
+    def preview_template(
+        name: Annotated[str, Path(max_length=128, examples=["inquiry-new"])], body: PreviewIn, who: Previewer
+    ) -> dict[str, Any]:
+        try:
+            rendered = renderer.render(name, body.channel, body.intent, None, locale=body.locale)
+        except UnknownTemplate:
+            raise ApiError(404, "not_found", f"unknown template {name!r}") from None
+        except RenderError as exc:
+            raise ApiError(422, "render_failed", str(exc)) from None
+        return rendered.as_dict()
+
+    return router

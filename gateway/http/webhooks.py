@@ -1,0 +1,159 @@
+"""Provider webhooks: Twilio delivery receipts and inbound SMS, Slack's Acknowledge button.
+
+Every request is signature-checked before anything else happens; a bad
+signature is 403 and changes nothing. Twilio signs the URL it called, so behind
+a proxy we rebuild that URL from server.public_url (never from X-Forwarded-* headers).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import Response
+
+from channels.signatures import Forbidden, slack_body, twilio_form
+from gateway import metrics
+from gateway.config import Settings
+from gateway.state import keys
+from gateway.state.records import Delivery, log_entry, mask
+from gateway.state.store import Store
+from masking.voice import relay_sms
+from rules.model import Channel, StopEvent
+from rules.status import DeliveryStatus, can_move
+
+log = logging.getLogger("parley.webhooks")
+router = APIRouter(prefix="/webhooks", include_in_schema=True, tags=["webhooks"])
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "REVOKE"}
+START_WORDS = {"START", "YES", "UNSTOP", "OPTIN"}
+# Slack's signature holds while its timestamp is within 5 minutes of our clock, either way: a request is
+# replayable for up to 10 minutes after it is first seen, so it is remembered a little longer than that.
+SLACK_REPLAY_TTL_S = 11 * 60
+
+# Twilio's MessageStatus / CallStatus values -> our delivery status (None: nothing to record)
+TWILIO_STATUS: dict[str, DeliveryStatus | None] = {
+    "accepted": None, "scheduled": None, "queued": None, "sending": None, "initiated": None, "ringing": None,
+    "in-progress": None, "sent": DeliveryStatus.SENT, "delivered": DeliveryStatus.DELIVERED,
+    "read": DeliveryStatus.DELIVERED, "completed": DeliveryStatus.DELIVERED, "undelivered": DeliveryStatus.FAILED,
+    "failed": DeliveryStatus.FAILED, "busy": DeliveryStatus.FAILED, "no-answer": DeliveryStatus.FAILED,
+    "canceled": DeliveryStatus.FAILED,
+}  # fmt: skip
+
+
+def _state(request: Request) -> tuple[Settings, Store, Callable[[], datetime]]:
+    return request.app.state.settings, request.app.state.store, request.app.state.clock
+
+
+def _twiml(body: str = EMPTY_TWIML) -> Response:
+    return Response(body, media_type="application/xml")
+
+
+@router.post("/twilio/status")
+async def twilio_status(request: Request) -> Response:
+    settings, store, clock = _state(request)
+    form = await twilio_form(request, settings)
+    sid = form.get("MessageSid") or form.get("CallSid") or ""
+    raw_status = form.get("MessageStatus") or form.get("CallStatus") or ""
+    new = TWILIO_STATUS.get(raw_status)
+    found = await store.by_provider_id(sid) if sid else None
+    if new is None or found is None:
+        return Response(status_code=204)  # progress only, or not a message of ours
+    nid, attempt = found
+    error = f"twilio {raw_status}" + (f" (error {form['ErrorCode']})" if form.get("ErrorCode") else "")
+    await apply_receipt(store, nid, attempt, new, clock(), error if new is DeliveryStatus.FAILED else None)
+    return Response(status_code=204)
+
+
+async def apply_receipt(
+    store: Store, nid: str, attempt: str, new: DeliveryStatus, now: datetime, error: str | None
+) -> bool:
+    """Move one delivery along the transition table; a failure makes the fallback run."""
+    for _ in range(5):  # compare-and-set: retry if the worker wrote the attempt meanwhile
+        raw = await store.raw_attempt(nid, attempt)
+        if raw is None:
+            return False
+        before = Delivery.from_stored(attempt, raw)
+        if not can_move(before.status, new):
+            return False  # a repeat or an out-of-order receipt: nothing to do
+        after = before.model_copy(update={"status": new, "updated_at": now, "error": error or before.error})
+        note = log_entry(now, f"{before.channel} {new.value}: {error}", attempt=attempt) if error else None
+        # Compare against the exact stored text, not a re-serialisation of it.
+        if await store.receipt_raw(nid, attempt, raw, after, now, note):
+            await store.count(metrics.send_field(before.channel, f"receipt_{new.value}"))
+            return True
+    return False
+
+
+@router.post("/twilio/sms")
+async def twilio_sms(request: Request) -> Response:
+    settings, store, clock = _state(request)
+    form = await twilio_form(request, settings)
+    relayed = await relay_sms(request, form)
+    if relayed is not None:
+        return relayed  # a text to a proxy number of a masked session
+    sender, receiver, text = form.get("From", ""), form.get("To", ""), form.get("Body", "")
+    tenant = settings.tenant_for_number(receiver)
+    if tenant is None or not await store.first_time("twilio-sms", form.get("MessageSid", "")):
+        return _twiml()  # not one of our tenants' numbers, or a replayed delivery
+    keyword = text.strip().upper()
+    if keyword in STOP_WORDS or keyword in START_WORDS:
+        await store.opt_out(tenant.name, sender, keyword in STOP_WORDS)
+        log.info(
+            "sms %s from %s for tenant %s",
+            "opt-out" if keyword in STOP_WORDS else "opt-in",
+            mask(Channel.SMS, sender),
+            tenant.name,
+        )
+    if keyword in STOP_WORDS:
+        return _twiml()  # unsubscribing is not an answer; other channels carry on
+    ids = await store.by_phone(tenant.name, sender)
+    await store.stop_all(tenant.name, ids, StopEvent.RESPONDED, clock(), source="sms",
+                         only=lambda stored: stored.intent.recipient.phone == sender)  # fmt: skip
+    return _twiml()
+
+
+@router.post("/slack/interactions")
+async def slack_interactions(request: Request) -> Response:
+    settings, store, clock = _state(request)
+    await slack_body(request, settings)
+    if not await _first_slack_delivery(store, request):
+        return Response(status_code=200)  # a replay of a request already handled: answered, nothing done
+    payload = json.loads((await request.form()).get("payload") or "{}")  # type: ignore[arg-type]
+    action = next((a for a in payload.get("actions", []) if a.get("action_id") == "parley_ack"), None)
+    if action is None:
+        return Response(status_code=200)
+    nid = str(action.get("value", "")).split("|")[0]
+    stored = await store.load(nid)
+    if stored is None:
+        return Response(status_code=200)
+    user = payload.get("user", {})
+    who = user.get("username") or user.get("name") or user.get("id", "someone")
+    now = clock()
+    await store.stop(stored.tenant, stored, StopEvent.ACKNOWLEDGED, now, source=f"slack:{user.get('id', '')}")
+    updater = getattr(request.app.state, "slack_acknowledged", None)
+    if updater is not None:
+        await updater(payload, who, now)
+    return Response(status_code=200)
+
+
+async def _first_slack_delivery(store: Store, request: Request) -> bool:
+    """True the first time this signed request (timestamp and signature, checked by slack_body) is seen."""
+    seen = f"{request.headers['x-slack-request-timestamp']}:{request.headers['x-slack-signature']}"
+    return bool(await store.r.set(keys.webhook_seen("slack", seen), "1", nx=True, ex=SLACK_REPLAY_TTL_S))
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(Forbidden)
+    async def forbidden(_: Request, exc: Forbidden) -> Response:
+        log.warning("rejected a %s webhook with a missing or bad signature", exc)
+        return Response(
+            '{"error": "forbidden", "message": "bad or missing signature"}',
+            status_code=403,
+            media_type="application/json",
+        )
+
+    app.include_router(router)
