@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
-from rules.model import Channel as ChannelName
+from rules.model import Channel
 
 
 class Outcome(StrEnum):
@@ -59,7 +59,7 @@ class Message:
     notification_id: str
     attempt_key: str
     fence: int
-    channel: ChannelName
+    channel: Channel
     address: str
     template: str
     locale: str
@@ -81,9 +81,9 @@ def too_late(deadline: float | None, call_timeout: float) -> bool:
     return deadline is not None and time.monotonic() + call_timeout >= deadline
 
 
-class Channel(Protocol):
+class Adapter(Protocol):
     """A channel adapter. `send` never raises for provider errors: it classifies them."""
 
-    name: ChannelName
+    name: Channel
 
     async def send(self, message: Message) -> SendResult: ...

@@ -20,17 +20,16 @@ import os
 from collections.abc import Mapping
 from typing import TypeVar
 
-from channels.base import Channel
+from channels.base import Adapter
 from channels.common import Section
 from channels.email.channel import EmailChannel, EmailSettings
 from channels.fcm.channel import PushChannel, PushSettings
-from channels.outbox.channel import OutboxChannel
+from channels.outbox.channel import OutboxChannel, OutboxStore
 from channels.registry import Registry
 from channels.slack.channel import SlackChannel, SlackSettings
 from channels.twilio.sms import SmsChannel, SmsSettings
 from channels.twilio.voice import VoiceChannel, VoiceSettings
-from gateway.state.store import Store
-from rules.model import Channel as ChannelName
+from rules.model import Channel
 
 T = TypeVar("T", SmsSettings, VoiceSettings)
 
@@ -46,23 +45,27 @@ class ProvidersConfig(Section):
 
 
 def build_registry(
-    config: ProvidersConfig, store: Store, *, public_url: str | None = None, environ: Mapping[str, str] | None = None
+    config: ProvidersConfig,
+    store: OutboxStore,
+    *,
+    public_url: str | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> Registry:
     """The registry for `config`. `public_url` (server.public_url) is where Twilio calls back,
     unless the sms / voice section sets its own. Raises ProviderConfigError for a section that
     cannot work (a missing environment variable or credentials file)."""
     env = os.environ if environ is None else environ
-    adapters: dict[ChannelName, Channel] = {channel: OutboxChannel(channel, store) for channel in ChannelName}
+    adapters: dict[Channel, Adapter] = {channel: OutboxChannel(channel, store) for channel in Channel}
     if config.email:
-        adapters[ChannelName.EMAIL] = EmailChannel(config.email, env)
+        adapters[Channel.EMAIL] = EmailChannel(config.email, env)
     if config.sms:
-        adapters[ChannelName.SMS] = SmsChannel(_with_url(config.sms, public_url), env)
+        adapters[Channel.SMS] = SmsChannel(_with_url(config.sms, public_url), env)
     if config.voice:
-        adapters[ChannelName.CALL] = VoiceChannel(_with_url(config.voice, public_url), env)
+        adapters[Channel.CALL] = VoiceChannel(_with_url(config.voice, public_url), env)
     if config.push:
-        adapters[ChannelName.PUSH] = PushChannel(config.push, env)
+        adapters[Channel.PUSH] = PushChannel(config.push, env)
     if config.slack:
-        adapters[ChannelName.SLACK] = SlackChannel(config.slack, env)
+        adapters[Channel.SLACK] = SlackChannel(config.slack, env)
     return Registry(adapters)
 
 

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from channels.base import Channel
-from rules.model import Channel as ChannelName
+from channels.base import Adapter
+from rules.model import Channel
 
 
 class Registry:
-    def __init__(self, adapters: Mapping[ChannelName, Channel]) -> None:
-        missing = [c for c in ChannelName if c not in adapters]
+    def __init__(self, adapters: Mapping[Channel, Adapter]) -> None:
+        missing = [c for c in Channel if c not in adapters]
         if missing:
             raise ValueError(f"no adapter for channels: {', '.join(missing)}")
         self._adapters = dict(adapters)
 
-    def __getitem__(self, channel: ChannelName) -> Channel:
+    def __getitem__(self, channel: Channel) -> Adapter:
         return self._adapters[channel]
 
     def describe(self) -> dict[str, str]:

@@ -14,17 +14,61 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
+import limits
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from channels.providers import ProvidersConfig
 from gateway.access import DEFAULT_ROLES, ApiKey, KeyRing, Role, Tenant, hash_key
-from gateway.http.ratelimit import RateLimitSpec
 from rules.durations import parse_duration
 from rules.problems import Problem, Problems, RulesError
 from rules.yamlpos import YamlSyntaxError, load_located
 
 DEV_TENANT = "dev"
 DEV_KEY = "dev-key"
+PUBLIC_URL_NEEDED = (
+    "Twilio webhooks are configured (the Twilio auth token is set) but server.public_url is not; "
+    "set it to the URL Twilio reaches Parley on (see docs/deployment.md)"
+)
+
+
+LimitText = Annotated[str, Field(max_length=200)]
+
+
+class RateLimitSpec(BaseModel):
+    """Limits by scope in `limits`' notation; several are joined with ';' ("20/second;1000/hour")."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ingest: LimitText | None = None
+    events: LimitText | None = None
+    masking: LimitText | None = None
+    calls: LimitText | None = None
+    previews: LimitText | None = None
+    read: LimitText | None = None
+    admin: LimitText | None = None
+
+    @field_validator("*")
+    @classmethod
+    def _parse(cls, value: str | None) -> str | None:
+        return None if value is None else cls.check(value)
+
+    @staticmethod
+    def check(value: str) -> str:
+        try:
+            limits.parse_many(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a rate limit such as '100/second' or '20/second;1000/hour'") from None
+        return value
+
+    @classmethod
+    def defaults(cls) -> RateLimitSpec:
+        # Far above what one marketplace sends by accident (1,000 intents a second is 86 million a
+        # day), low enough that a runaway loop or a leaked key cannot take the gateway for itself.
+        return cls(ingest="1000/second", events="1000/second", masking="100/second", calls="10/second",
+                   previews="20/second", read="200/second", admin="10/second")  # fmt: skip
+
+    def given(self) -> dict[str, str]:
+        return {name: value for name, value in self.model_dump().items() if value is not None}
 
 
 class _Strict(BaseModel):
@@ -144,6 +188,12 @@ class Settings:
     # The environment the keys were read from: a reload reads keys named by `env:` from it again (a
     # process's environment does not change while it runs; rotate by sha256, or by restarting).
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def public_url_missing(self) -> bool:
+        """Twilio webhooks are configured but server.public_url is not: behind a proxy every signature
+        would fail, and the URL checked would be whatever Host the request names."""
+        return bool(self.twilio_auth_token) and not self.server.public_url
 
     def tenant_for_number(self, number: str) -> Tenant | None:
         return next((t for t in self.tenants.values() if number in t.numbers), None)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Set
 from dataclasses import dataclass
 
-from masking.model import country_of
+from rules.phone import country_of
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated
 
-import phonenumbers
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
 from rules.durations import parse_duration
@@ -36,14 +35,6 @@ def _ttl(value: str) -> str:
 Ttl = Annotated[
     str, StringConstraints(max_length=16), AfterValidator(_ttl), Field(json_schema_extra={"pattern": DURATION})
 ]
-
-
-def country_of(number: str) -> str:
-    """ISO country of an E.164 number ("DE"), or "" when it cannot be told."""
-    try:
-        return phonenumbers.region_code_for_number(phonenumbers.parse(number, None)) or ""
-    except phonenumbers.NumberParseException:
-        return ""
 
 
 class SessionStatus(StrEnum):

@@ -11,10 +11,11 @@ from datetime import datetime, timedelta
 import redis
 import redis.asyncio as aredis
 
-from gateway.state import keys
-from gateway.state.records import to_ms
+from masking import keys
 from masking.assign import Exhausted, assign
-from masking.model import Interaction, Participant, ParticipantIn, Session, SessionStatus, country_of
+from masking.model import Interaction, Participant, ParticipantIn, Session, SessionStatus
+from rules.durations import to_ms
+from rules.phone import country_of
 
 # Close a session: free its numbers for its participants and mark it. KEYS: session, expiry
 # ARGV: status, retention_s. Fields of the session hash name the keys it occupies.

@@ -6,10 +6,10 @@ import logging
 from datetime import UTC, datetime
 from typing import Protocol
 
+from channels.addresses import mask
 from channels.base import Outcome, SendResult
+from channels.outbox.channel import OutboxStore
 from channels.twilio.client import Twilio
-from gateway.state.records import mask
-from gateway.state.store import Store
 from rules.model import Channel
 
 log = logging.getLogger("parley.masking")
@@ -39,7 +39,7 @@ class TwilioTelephony:
 class OutboxTelephony:
     """Without Twilio credentials, relayed texts and placed calls are recorded in the tenant's outbox."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: OutboxStore) -> None:
         self.store = store
 
     async def call(self, *, tenant: str, from_: str, to: str, url: str, status_callback: str) -> SendResult:

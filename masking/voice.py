@@ -1,6 +1,6 @@
 """Twilio voice and SMS webhooks for masked numbers, escalation calls and agent calls.
 
-Each handler checks X-Twilio-Signature first (gateway.http.webhooks.twilio_form).
+Each handler checks X-Twilio-Signature first (channels/twilio/signature.py).
 Routing rule: an inbound call or text from real number A to proxy number P
 belongs to the one open session in which A holds P (masking.assign keeps that
 unique); the other participant is reached showing *their* proxy number.
@@ -16,9 +16,10 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
+from channels.addresses import mask
 from channels.rendering.render import RenderError
-from channels.signatures import public_url, twilio_form
-from gateway.state.records import mask
+from channels.twilio.signature import twilio_form
+from channels.webhooks import public_url
 from masking import twiml
 from masking.model import Interaction, Session
 from masking.store import MaskingStore
@@ -40,9 +41,14 @@ def _masking(request: Request) -> MaskingStore:
     return store
 
 
+async def _signed_form(request: Request) -> dict[str, str]:
+    settings = request.app.state.settings
+    return await twilio_form(request, settings.twilio_auth_token, settings.server.public_url)
+
+
 def _callback(request: Request, path: str, **query: str) -> str:
     """One of our voice webhooks' URLs, its query encoded (an id may hold `&`, `#`, spaces...)."""
-    base = public_url(request, request.app.state.settings).split("/webhooks/")[0]
+    base = public_url(request, request.app.state.settings.server.public_url).split("/webhooks/")[0]
     return f"{base}/webhooks/twilio/voice/{path}?{urlencode(query)}"
 
 
@@ -58,7 +64,7 @@ async def _session_for_call(request: Request, caller: str, proxy: str) -> tuple[
 
 @router.post("")
 async def inbound_call(request: Request) -> Response:
-    form = await twilio_form(request, request.app.state.settings)
+    form = await _signed_form(request)
     caller, proxy, sid = form.get("From", ""), form.get("To", ""), form.get("CallSid", "")
     session, _ = await _session_for_call(request, caller, proxy)
     if session is None:
@@ -77,7 +83,7 @@ async def inbound_call(request: Request) -> Response:
 
 @router.post("/dial-status")
 async def dial_status(request: Request, session: Ref) -> Response:
-    form = await twilio_form(request, request.app.state.settings)
+    form = await _signed_form(request)
     duration = form.get("DialCallDuration")
     await _masking(request).update_interaction(
         session, form.get("CallSid", ""), status=form.get("DialCallStatus", "completed"),
@@ -88,7 +94,7 @@ async def dial_status(request: Request, session: Ref) -> Response:
 
 @router.post("/recording")
 async def recording(request: Request, session: Ref) -> Response:
-    form = await twilio_form(request, request.app.state.settings)
+    form = await _signed_form(request)
     await _masking(request).update_interaction(session, form.get("CallSid", ""), recording_url=form.get("RecordingUrl"))
     return Response(status_code=204)
 
@@ -96,7 +102,7 @@ async def recording(request: Request, session: Ref) -> Response:
 @router.post("/outbound")
 async def escalation_answered(request: Request, notification: Ref, attempt: Ref) -> Response:
     """An escalation call was answered: that counts as a response; speak, and offer the bridge."""
-    form = await twilio_form(request, request.app.state.settings)
+    form = await _signed_form(request)
     store = request.app.state.store
     stored = await store.load(notification)
     delivery = stored.deliveries.get(attempt) if stored else None
@@ -120,7 +126,7 @@ async def escalation_answered(request: Request, notification: Ref, attempt: Ref)
 @router.post("/outbound/press")
 async def escalation_pressed(request: Request, notification: Ref, attempt: Ref) -> Response:
     """Pressing 1 bridges to the counterpart, who sees our number, never the recipient's."""
-    form = await twilio_form(request, request.app.state.settings)
+    form = await _signed_form(request)
     stored = await request.app.state.store.load(notification)
     delivery = stored.deliveries.get(attempt) if stored else None
     bridge = person(stored.intent, delivery.bridge) if stored and delivery and delivery.bridge else None
@@ -135,7 +141,7 @@ async def escalation_pressed(request: Request, notification: Ref, attempt: Ref) 
 async def agent_answered(request: Request, call: Ref = "") -> Response:
     """The agent picked up: connect them to the participant, who sees their session's proxy number.
     `call` names the context POST /v1/calls stored; its session must still be the same tenant's."""
-    await twilio_form(request, request.app.state.settings)
+    await _signed_form(request)
     masking = _masking(request)
     context = await masking.agent_call(call)
     found = await masking.session_for(context.tenant, context.session) if context else None

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import Annotated, Any
+from typing import Annotated, Any, assert_never
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import phonenumbers
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, StringConstraints, ValidationInfo
 
 from rules.model import Channel
+from rules.phone import e164
 
 TRUSTED = {"trusted": True}
 """Validation context for an intent Parley stored itself (validated when it was created): loading it skips
@@ -21,21 +20,7 @@ def _trusted(info: ValidationInfo) -> bool:
 
 
 def _phone(value: str, info: ValidationInfo) -> str:
-    return value if _trusted(info) else _e164(value)
-
-
-@lru_cache(maxsize=4096)  # parsing a number is slow and the same ones come back; errors are not cached
-def _e164(value: str) -> str:
-    try:
-        parsed = phonenumbers.parse(value, None)
-    except phonenumbers.NumberParseException as exc:
-        raise ValueError(f"not a phone number in E.164 form (+<country><number>): {exc}") from None
-    if not phonenumbers.is_valid_number(parsed):
-        raise ValueError("not a valid phone number (E.164, e.g. +14155550123)")
-    formatted = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-    if formatted != value:
-        raise ValueError(f"phone numbers must be in E.164 form, e.g. {formatted}")
-    return value
+    return value if _trusted(info) else e164(value)
 
 
 def _timezone(value: str, info: ValidationInfo) -> str:
@@ -100,13 +85,19 @@ class Person(BaseModel):
 
     def address(self, channel: Channel) -> str | None:
         """The address this person has for a channel, or None (the engine's `no_address`)."""
-        if channel is Channel.EMAIL:
-            return self.email
-        if channel in (Channel.SMS, Channel.CALL):
-            return self.phone
-        if channel is Channel.PUSH:
-            return self.push_tokens[0] if self.push_tokens else None
-        return self.slack
+        # Exhaustive (mypy checks the assert_never): a new channel without its address here is a type
+        # error and, at run time, an error, never a send to another channel's address.
+        match channel:
+            case Channel.EMAIL:
+                return self.email
+            case Channel.SMS | Channel.CALL:
+                return self.phone
+            case Channel.PUSH:
+                return self.push_tokens[0] if self.push_tokens else None
+            case Channel.SLACK:
+                return self.slack
+            case _:
+                assert_never(channel)
 
 
 EXAMPLE: dict[str, JsonValue] = {

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path as FsPath
 from typing import Any
 
-import phonenumbers
 import yaml
 
 from rules import checks
 from rules.catalog import Catalog
 from rules.model import PERSON_TARGETS, Action, Channel, Destination, Match, Policy, QuietHours, RuleSet, StopEvent
+from rules.phone import is_e164
 from rules.problems import Problem, Problems, RulesError
 from rules.steps import StepContext, check_steps
 from rules.yamlpos import MAX_YAML_BYTES, Path, YamlSyntaxError, check_size, format_path, load_located, load_plain
@@ -200,23 +200,12 @@ def _address_ok(p: Problems, path: Path, channel: Channel, address: Any) -> bool
         problem = "a Slack channel (#name) or a Slack channel or user id (C…, U…)"
     elif channel is Channel.EMAIL and not _EMAIL.match(address):
         problem = "an email address"
-    elif channel in (Channel.SMS, Channel.CALL) and not _is_e164(address):
+    elif channel in (Channel.SMS, Channel.CALL) and not is_e164(address):
         problem = "a phone number in E.164 form, e.g. +14155550123"
     if problem:
         p.add(path, f"invalid {channel} address {address!r} (expected {problem})")
         return False
     return True
-
-
-def _is_e164(text: str) -> bool:
-    try:
-        number = phonenumbers.parse(text, None)
-    except phonenumbers.NumberParseException:
-        return False
-    return (
-        phonenumbers.is_valid_number(number)
-        and phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164) == text
-    )
 
 
 def _policies(scope: _Scope, path: Path, value: Any) -> list[Policy] | None:

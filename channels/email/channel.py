@@ -20,7 +20,7 @@ from pydantic import Field
 
 from channels.base import LEASE_ENDING, Message, Outcome, Reason, SendResult, too_late
 from channels.common import ProviderConfigError, Section, env_secret
-from rules.model import Channel as ChannelName
+from rules.model import Channel
 
 DEFAULT_PORT = {"tls": 465, "starttls": 587, "none": 25}
 # SMTP reply codes that say the recipient address itself is bad (RFC 5321 4.2.3, 3463 for 5.1.x)
@@ -75,7 +75,7 @@ def _by_reply(code: int, text: str) -> SendResult:
 
 
 class EmailChannel:
-    name = ChannelName.EMAIL
+    name = Channel.EMAIL
 
     def __init__(self, settings: EmailSettings, environ: Mapping[str, str]) -> None:
         self.settings = settings

@@ -23,7 +23,7 @@ from pydantic import Field
 
 from channels.base import LEASE_ENDING, Message, Outcome, Reason, SendResult, too_late
 from channels.common import ProviderConfigError, Section, env_secret, header, retry_after
-from rules.model import Channel as ChannelName
+from rules.model import Channel
 
 # FirebaseError type -> (outcome, reason, what). First match wins: FCM's own error types
 # (from the response's FcmError detail) come before the generic status-based ones.
@@ -73,7 +73,7 @@ class PushSettings(Section):
 
 
 class PushChannel:
-    name = ChannelName.PUSH
+    name = Channel.PUSH
 
     def __init__(
         self, settings: PushSettings, environ: Mapping[str, str], credential: credentials.Base | None = None

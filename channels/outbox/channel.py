@@ -10,17 +10,27 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from typing import Any, Protocol
 
+from channels.addresses import mask
 from channels.base import Message, Outcome, SendResult
-from gateway.state.records import mask
-from gateway.state.store import Store
-from rules.model import Channel as ChannelName
+from rules.model import Channel
 
 log = logging.getLogger("parley.outbox")
 
 
+class OutboxStore(Protocol):
+    """Where outbox messages are kept: the gateway's store (gateway/state/store.py) provides it."""
+
+    async def outbox_put(self, tenant: str, nid: str, fence: int, attempt_key: str, message: dict[str, Any]) -> str:
+        """Keep `message` once per attempt while `fence` holds: "sent", "duplicate", or "stale"."""
+
+    async def outbox_append(self, tenant: str, message: dict[str, Any]) -> None:
+        """Keep a message that belongs to no notification (masked-session relays)."""
+
+
 class OutboxChannel:
-    def __init__(self, name: ChannelName, store: Store) -> None:
+    def __init__(self, name: Channel, store: OutboxStore) -> None:
         self.name = name
         self.store = store
 

@@ -22,7 +22,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from channels.base import LEASE_ENDING, Message, Outcome, Reason, SendResult, too_late
 from channels.common import Section, env_secret, header, retry_after
-from rules.model import Channel as ChannelName
+from rules.model import Channel
 
 ACK_ACTION = "parley_ack"
 
@@ -84,7 +84,7 @@ class SlackSettings(Section):
 
 
 class SlackChannel:
-    name = ChannelName.SLACK
+    name = Channel.SLACK
 
     def __init__(self, settings: SlackSettings, environ: Mapping[str, str]) -> None:
         self.settings = settings

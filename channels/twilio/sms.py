@@ -16,7 +16,7 @@ from twilio.rest import Client
 from channels.base import Message, Outcome, Reason, SendResult
 from channels.common import E164
 from channels.twilio.client import STATUS_PATH, RecordingHttpClient, Twilio, TwilioSettings
-from rules.model import Channel as ChannelName
+from rules.model import Channel
 
 
 class SmsSettings(TwilioSettings):
@@ -24,7 +24,7 @@ class SmsSettings(TwilioSettings):
 
 
 class SmsChannel:
-    name = ChannelName.SMS
+    name = Channel.SMS
 
     def __init__(
         self, settings: SmsSettings, environ: Mapping[str, str], http_client: RecordingHttpClient | None = None

@@ -20,7 +20,7 @@ from twilio.twiml.voice_response import VoiceResponse
 from channels.base import Message, Outcome, Reason, SendResult
 from channels.common import E164, ProviderConfigError
 from channels.twilio.client import STATUS_PATH, RecordingHttpClient, Twilio, TwilioSettings
-from rules.model import Channel as ChannelName
+from rules.model import Channel
 
 VOICE_PATH = "/webhooks/twilio/voice/outbound"
 
@@ -41,7 +41,7 @@ class VoiceSettings(TwilioSettings):
 
 
 class VoiceChannel:
-    name = ChannelName.CALL
+    name = Channel.CALL
 
     def __init__(
         self, settings: VoiceSettings, environ: Mapping[str, str], http_client: RecordingHttpClient | None = None

@@ -17,8 +17,7 @@ import uvicorn
 from rq import SimpleWorker
 
 from channels.common import ProviderConfigError
-from channels.signatures import PUBLIC_URL_NEEDED, public_url_missing
-from gateway.config import DEV_KEY, Settings, load_settings
+from gateway.config import DEV_KEY, PUBLIC_URL_NEEDED, Settings, load_settings
 from gateway.delivery.worker import Timer, install, queue_for, wait_for_redis
 from gateway.embedded import EmbeddedRedis
 from gateway.http.app import create_app
@@ -131,7 +130,7 @@ def run_serve(args: argparse.Namespace) -> int:
             "parley serve: no tenants configured; every call would be refused (see docs/deployment.md)", file=sys.stderr
         )
         return 1
-    if public_url_missing(settings):  # signatures would be checked against whatever Host a request names
+    if settings.public_url_missing:  # signatures would be checked against whatever Host a request names
         print(f"parley serve: {PUBLIC_URL_NEEDED}; not starting", file=sys.stderr)
         return 1
     return _serve(settings, url, args.host, args.port)
@@ -179,7 +178,7 @@ def run_up(args: argparse.Namespace) -> int:
         log.warning(
             "development key: tenant 'dev' accepts 'Authorization: Bearer %s' (configure tenants for real use)", DEV_KEY
         )
-    if public_url_missing(settings):
+    if settings.public_url_missing:
         log.warning("!!! %s: Twilio's signatures are checked against each request's own URL (development only)",
                     PUBLIC_URL_NEEDED)  # fmt: skip
     log.info("Parley on http://%s:%s (API docs at /docs)", host, port)

@@ -16,15 +16,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from channels.addresses import mask
 from channels.base import Message, Outcome, SendResult
 from channels.registry import Registry
 from channels.rendering.render import Renderer, RenderError
 from gateway import metrics
-from gateway.state.records import Delivery, Stored, log_entry, mask
+from gateway.state.records import Delivery, Stored, log_entry
 from gateway.state.store import Leased, Store
 from rules.engine import Kind, Plan, Planned, address_for, person, plan
-from rules.model import Channel as ChannelName
-from rules.model import Policy
+from rules.model import Channel, Policy
 from rules.status import DeliveryStatus, NotificationStatus
 
 log = logging.getLogger("parley.worker")
@@ -124,7 +124,7 @@ async def _start(rt: Runtime, stored: Stored, policy: Policy, token: int, action
 
 
 async def _opted_out(rt: Runtime, stored: Stored, action: Planned, address: str | None) -> bool:
-    if action.kind is Kind.SKIP or action.channel not in (ChannelName.SMS, ChannelName.CALL) or not address:
+    if action.kind is Kind.SKIP or action.channel not in (Channel.SMS, Channel.CALL) or not address:
         return False
     return await rt.store.is_opted_out(stored.tenant, address)
 
@@ -134,7 +134,7 @@ async def _after_permanent(rt: Runtime, stored: Stored, delivery: Delivery, addr
     detail = result.detail or ""
     if detail.startswith("opted_out"):
         await rt.store.opt_out(stored.tenant, address, True)
-    elif detail.startswith("token_invalid") and delivery.channel is ChannelName.PUSH:
+    elif detail.startswith("token_invalid") and delivery.channel is Channel.PUSH:
         who = person(stored.intent, delivery.target)
         if who is not None and address in who.push_tokens:
             who.push_tokens.remove(address)

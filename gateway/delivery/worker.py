@@ -25,8 +25,8 @@ from rq import Queue
 from gateway import metrics
 from gateway.delivery.runner import Runtime, process
 from gateway.state import keys
-from gateway.state.records import from_ms
 from gateway.state.store import Leased, TimerStore
+from rules.durations import from_ms
 
 log = logging.getLogger("parley.worker")
 

@@ -19,9 +19,10 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from channels.rendering.render import DELIVERY_RECHECK_S, Renderer
-from gateway import masking_wiring, metrics
+from gateway import metrics
 from gateway.access import Principal, Role
 from gateway.config import Settings
+from gateway.http import masking as masking_routes
 from gateway.http import openapi, webhooks
 from gateway.http import validation as httperrors
 from gateway.http.auth import Access, Admin, Events, Reader, authorize, client_address
@@ -35,9 +36,10 @@ from gateway.http.views import notification_view
 from gateway.rulesets import RulesHolder
 from gateway.state import keys
 from gateway.state.audit import Action, AuditLog
-from gateway.state.records import Stored, to_ms
+from gateway.state.records import Stored
 from gateway.state.store import Store
 from masking.telephony import Telephony
+from rules.durations import to_ms
 from rules.intent import Intent, Text
 from rules.model import Policy, StopEvent
 from rules.problems import field_problem
@@ -172,7 +174,7 @@ def create_app(
     # The hot endpoint is registered before the included routers: routes are matched in order.
     app.include_router(templates_router(settings))
     webhooks.install(app)
-    masking_wiring.install(app, settings, store, now, telephony)
+    masking_routes.install(app, settings, store, now, telephony)
 
     @app.get("/v1/notifications/{nid}", responses=error_responses(404))
     async def show(nid: NotificationId, who: Reader) -> dict[str, Any]:

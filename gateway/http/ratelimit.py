@@ -15,17 +15,15 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Any
 
 import limits
 import redis
 from limits.aio.storage import Storage
 from limits.aio.strategies import FixedWindowRateLimiter
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-if TYPE_CHECKING:
-    from gateway.access import Principal
-    from gateway.state.store import Store
+from gateway.access import Principal
+from gateway.state.store import Store
 
 log = logging.getLogger("parley.ratelimit")
 BLOCKED_KEEP = 10_000  # addresses remembered as blocked per process
@@ -43,46 +41,6 @@ class Scope(StrEnum):
     PREVIEWS = "previews"
     READ = "read"
     ADMIN = "admin"
-
-
-LimitText = Annotated[str, Field(max_length=200)]
-
-
-class RateLimitSpec(BaseModel):
-    """Limits by scope in `limits`' notation; several are joined with ';' ("20/second;1000/hour")."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    ingest: LimitText | None = None
-    events: LimitText | None = None
-    masking: LimitText | None = None
-    calls: LimitText | None = None
-    previews: LimitText | None = None
-    read: LimitText | None = None
-    admin: LimitText | None = None
-
-    @field_validator("*")
-    @classmethod
-    def _parse(cls, value: str | None) -> str | None:
-        return None if value is None else cls.check(value)
-
-    @staticmethod
-    def check(value: str) -> str:
-        try:
-            limits.parse_many(value)
-        except ValueError:
-            raise ValueError(f"{value!r} is not a rate limit such as '100/second' or '20/second;1000/hour'") from None
-        return value
-
-    @classmethod
-    def defaults(cls) -> RateLimitSpec:
-        # Far above what one marketplace sends by accident (1,000 intents a second is 86 million a
-        # day), low enough that a runaway loop or a leaked key cannot take the gateway for itself.
-        return cls(ingest="1000/second", events="1000/second", masking="100/second", calls="10/second",
-                   previews="20/second", read="200/second", admin="10/second")  # fmt: skip
-
-    def given(self) -> dict[str, str]:
-        return {name: value for name, value in self.model_dump().items() if value is not None}
 
 
 @functools.lru_cache(maxsize=256)

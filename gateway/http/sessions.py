@@ -19,8 +19,8 @@ from gateway.access import Principal
 from gateway.http.auth import Caller, Masker, client_address
 from gateway.http.errors import ApiError
 from gateway.http.openapi import error_responses
-from gateway.http.views import iso
 from gateway.state.audit import Action
+from gateway.state.records import iso
 from masking.assign import Exhausted
 from masking.model import Session, SessionIn, Text
 from masking.store import MaskingStore, Opened

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from gateway.state.records import Stored, from_ms
-
-
-def iso(moment: datetime) -> str:
-    """API times: UTC, always with milliseconds, so they also sort as text."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+from gateway.state.records import Stored, iso
+from rules.durations import from_ms
 
 
 def notification_view(stored: Stored, log: list[dict[str, Any]]) -> dict[str, Any]:

@@ -15,11 +15,14 @@ from datetime import datetime
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 
-from channels.signatures import Forbidden, slack_body, twilio_form
+from channels.addresses import mask
+from channels.slack.signature import slack_body
+from channels.twilio.signature import twilio_form
+from channels.webhooks import Forbidden
 from gateway import metrics
 from gateway.config import Settings
 from gateway.state import keys
-from gateway.state.records import Delivery, log_entry, mask
+from gateway.state.records import Delivery, log_entry
 from gateway.state.store import Store
 from masking.voice import relay_sms
 from rules.model import Channel, StopEvent
@@ -55,7 +58,7 @@ def _twiml(body: str = EMPTY_TWIML) -> Response:
 @router.post("/twilio/status")
 async def twilio_status(request: Request) -> Response:
     settings, store, clock = _state(request)
-    form = await twilio_form(request, settings)
+    form = await twilio_form(request, settings.twilio_auth_token, settings.server.public_url)
     sid = form.get("MessageSid") or form.get("CallSid") or ""
     raw_status = form.get("MessageStatus") or form.get("CallStatus") or ""
     new = TWILIO_STATUS.get(raw_status)
@@ -91,7 +94,7 @@ async def apply_receipt(
 @router.post("/twilio/sms")
 async def twilio_sms(request: Request) -> Response:
     settings, store, clock = _state(request)
-    form = await twilio_form(request, settings)
+    form = await twilio_form(request, settings.twilio_auth_token, settings.server.public_url)
     relayed = await relay_sms(request, form)
     if relayed is not None:
         return relayed  # a text to a proxy number of a masked session
@@ -119,7 +122,7 @@ async def twilio_sms(request: Request) -> Response:
 @router.post("/slack/interactions")
 async def slack_interactions(request: Request) -> Response:
     settings, store, clock = _state(request)
-    await slack_body(request, settings)
+    await slack_body(request, settings.slack_signing_secret)
     if not await _first_slack_delivery(store, request):
         return Response(status_code=200)  # a replay of a request already handled: answered, nothing done
     payload = json.loads((await request.form()).get("payload") or "{}")  # type: ignore[arg-type]

@@ -18,7 +18,7 @@ from enum import StrEnum
 from typing import Any
 
 from gateway.access import Principal
-from gateway.http.views import iso
+from gateway.state.records import iso
 from gateway.state.store import Store
 from rules.durations import parse_duration
 

@@ -5,8 +5,7 @@ All keys share the `parley:` prefix so one Redis can host other data too.
 
 from __future__ import annotations
 
-import functools
-import hashlib
+from rules.phone import digest
 
 PREFIX = "parley:"
 
@@ -79,7 +78,7 @@ def audit(tenant: str) -> str:
 def phone_index(tenant: str, phone: str) -> str:
     """SET: active notification ids whose recipient has this phone (for inbound replies).
     The number is hashed so it never appears in key names. Members removed when they end; TTL = retention."""
-    return f"{PREFIX}phone:{tenant}:{phone_digest(phone)}"
+    return f"{PREFIX}phone:{tenant}:{digest(phone)}"
 
 
 def provider_index(provider_id: str) -> str:
@@ -97,54 +96,3 @@ def webhook_seen(source: str, delivery_id: str) -> str:
     """STRING: a webhook delivery already processed (replays are ignored). TTL 24 h; Slack's 11 minutes
     (webhooks.SLACK_REPLAY_TTL_S: past the window in which its signature lets a request be replayed)."""
     return f"{PREFIX}seen:{source}:{delivery_id}"
-
-
-@functools.lru_cache(maxsize=4096)  # the same numbers come back (replies, stops, every intent's index)
-def phone_digest(phone: str) -> str:
-    return hashlib.sha256(phone.encode()).hexdigest()[:24]
-
-
-# -- masking -----------------------------------------------------------------------------
-
-# HASH proxy number -> tenant, across tenants (a number serves one tenant). Owner: the pool API/config.
-MASK_NUMBERS = PREFIX + "mask:numbers"
-# ZSET session id by expiry (ms). Owner: the session sweeper removes members as it closes them.
-MASK_EXPIRY = PREFIX + "mask:expiry"
-
-
-def mask_pool(tenant: str) -> str:
-    """HASH proxy number -> ISO country: the tenant's pool. Owner: config + POST/DELETE /v1/masking/numbers."""
-    return f"{PREFIX}mask:pool:{tenant}"
-
-
-def mask_usage(tenant: str) -> str:
-    """HASH proxy number -> open sessions using it (least-used choice). Kept by session open/close."""
-    return f"{PREFIX}mask:usage:{tenant}"
-
-
-def mask_held(tenant: str, phone: str) -> str:
-    """HASH proxy number -> open session id, for one participant's real number (the routing table).
-    Entries removed when a session closes; TTL pushed past the latest expiry."""
-    return f"{PREFIX}mask:held:{tenant}:{phone_digest(phone)}"
-
-
-def mask_session(sid: str) -> str:
-    """HASH: a session and the keys it occupies. TTL: expiry + retention."""
-    return f"{PREFIX}mask:s:{sid}"
-
-
-def mask_interactions(sid: str) -> str:
-    """LIST: a session's calls and messages. Same TTL as the session."""
-    return f"{PREFIX}mask:s:{sid}:log"
-
-
-def mask_pair(tenant: str, correlation_key: str, phones: tuple[str, str]) -> str:
-    """STRING: the open session of these two participants with this correlation key. TTL: the session's."""
-    a, b = sorted(phone_digest(p) for p in phones)
-    return f"{PREFIX}mask:pair:{tenant}:{correlation_key}:{a}:{b}"
-
-
-def mask_agent_call(call_id: str) -> str:
-    """STRING: an agent call's context (tenant, session, participant, agent) as JSON, so Twilio's callback
-    URL carries only this opaque id. Owner: POST /v1/calls; TTL masking_store.AGENT_CALL_TTL (5 minutes)."""
-    return f"{PREFIX}mask:agentcall:{call_id}"

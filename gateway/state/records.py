@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 from pydantic_core import PydanticUndefined
 
+from rules.durations import from_ms
 from rules.engine import Attempt, Event, Kind, Planned, State
 from rules.intent import TRUSTED, Intent
 from rules.model import RECIPIENT, Channel, StopEvent
@@ -148,31 +149,9 @@ def _event(raw: dict[str, Any]) -> Event:
     return Event(type=StopEvent(raw["type"]), at=datetime.fromisoformat(raw["at"]))
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
-
-
-def to_ms(moment: datetime) -> int:
-    """Milliseconds since the epoch, rounded up: a due time stored in ms must never fire early."""
-    return -((_EPOCH - moment) // _MS)
-
-
-def from_ms(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
-
-
-def mask(channel: Channel, address: str | None) -> str | None:
-    """What the API and logs show of an address: enough to recognise it, not to use it."""
-    if address is None:
-        return None
-    if channel is Channel.EMAIL and "@" in address:
-        user, _, domain = address.partition("@")
-        return f"{user[:1]}***@{domain}"
-    if channel in (Channel.SMS, Channel.CALL):
-        return address[:4] + "*" * max(len(address) - 6, 0) + address[-2:]
-    if channel is Channel.PUSH:
-        return f"token …{address[-6:]}"
-    return address
+def iso(moment: datetime) -> str:
+    """API times: UTC, always with milliseconds, so they also sort as text."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def log_entry(at: datetime, message: str, **extra: Any) -> dict[str, Any]:

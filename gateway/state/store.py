@@ -17,8 +17,10 @@ from redis.exceptions import NoScriptError
 from gateway import metrics
 from gateway.state import keys, lua
 from gateway.state.autopipe import AutoPipeline, hiredis_packing
-from gateway.state.records import RECEIPTS, Delivery, Stored, to_ms
+from gateway.state.records import RECEIPTS, Delivery, Stored
+from rules.durations import to_ms
 from rules.model import Policy, StopEvent
+from rules.phone import digest as phone_digest
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
 POLICY_TTL = timedelta(days=30)
@@ -186,14 +188,14 @@ class Store:
         return sorted(str(m) for m in await self.r.smembers(keys.phone_index(tenant, phone)))
 
     async def opt_out(self, tenant: str, phone: str, out: bool) -> None:
-        digest = keys.phone_digest(phone)
+        digest = phone_digest(phone)
         if out:
             await self.r.sadd(keys.opted_out(tenant), digest)
         else:
             await self.r.srem(keys.opted_out(tenant), digest)
 
     async def is_opted_out(self, tenant: str, phone: str) -> bool:
-        return bool(await self.r.sismember(keys.opted_out(tenant), keys.phone_digest(phone)))
+        return bool(await self.r.sismember(keys.opted_out(tenant), phone_digest(phone)))
 
     async def first_time(self, source: str, delivery_id: str) -> bool:
         """True the first time a webhook delivery is seen (replays are ignored)."""

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
-from channels.base import Channel, Message, SendResult
+from channels.base import Adapter, Message, SendResult
 from channels.registry import Registry
-from rules.model import Channel as ChannelName
+from rules.model import Channel
 from tests.fixtures import Harness
 
 
@@ -138,7 +138,7 @@ def test_a_long_wait_keeps_the_notification_reachable_by_correlation_key(harness
 class _RespondDuringSend:
     """A channel whose message the recipient answers while it is still on its way to them."""
 
-    def __init__(self, inner: Channel, respond: Callable[[str], None]) -> None:
+    def __init__(self, inner: Adapter, respond: Callable[[str], None]) -> None:
         self.inner, self.respond, self.name = inner, respond, inner.name
 
     async def send(self, message: Message) -> SendResult:
@@ -157,8 +157,8 @@ def test_a_response_while_a_message_is_on_its_way_keeps_that_message_on_record(h
         assert answer.json()["result"] == "stopped"
 
     rt = harness.runtime
-    rt.channels = Registry({c: _RespondDuringSend(rt.channels[c], respond) if c is ChannelName.SMS else rt.channels[c]
-                            for c in ChannelName})  # fmt: skip
+    rt.channels = Registry({c: _RespondDuringSend(rt.channels[c], respond) if c is Channel.SMS else rt.channels[c]
+                            for c in Channel})  # fmt: skip
     harness.work()
     harness.at(timedelta(days=1))
     assert harness.sent(nid) == [("email", "inquiry-new"), ("sms", "inquiry-new")]

@@ -30,13 +30,12 @@ def test_a_signature_for_another_sites_url_is_refused_whatever_the_forwarded_hea
 
 
 def test_twilio_webhooks_without_a_public_url_are_reported(harness: Harness) -> None:
-    from channels.signatures import public_url_missing
 
     settings = harness.settings
-    assert public_url_missing(settings)  # the fixture sets TWILIO_AUTH_TOKEN and no server.public_url
+    assert settings.public_url_missing  # the fixture sets TWILIO_AUTH_TOKEN and no server.public_url
     with_url = settings.server.model_copy(update={"public_url": "https://parley.example.com"})
-    assert not public_url_missing(dataclasses.replace(settings, server=with_url))
-    assert not public_url_missing(dataclasses.replace(settings, twilio_auth_token=None))
+    assert not dataclasses.replace(settings, server=with_url).public_url_missing
+    assert not dataclasses.replace(settings, twilio_auth_token=None).public_url_missing
 
 
 def test_serve_refuses_to_start_with_twilio_webhooks_and_no_public_url(

@@ -18,7 +18,7 @@ import redis
 from redis.asyncio import Redis
 
 from gateway.config import Settings, load_settings
-from gateway.state import keys
+from masking import keys
 from masking.store import MaskingStore
 from rules.problems import RulesError
 from tests.fixtures import NUMBERS, PROXIES, Clock, Harness, write_config
