@@ -26,11 +26,17 @@ class Kind(StrEnum):
     SKIP = "skip"
 
 
-class Reason(StrEnum):
-    NO_ADDRESS = "no_address"
-    FALLBACK = "fallback"
-    FIRST_OF = "first_of"
-    REPEAT = "repeat"
+class AttemptReason(StrEnum):
+    """Why an attempt was made or skipped, as the API shows it (`reason`). Not why a send failed: that
+    is the provider's detail and channels.base.Reason."""
+
+    NO_ADDRESS = "no_address"  # skipped: the person has no address for the channel
+    FALLBACK = "fallback"  # instead of a channel that failed for good
+    FIRST_OF = "first_of"  # the next channel of a first_of step
+    REPEAT = "repeat"  # a repeated run of a step
+    QUIET_HOURS = "quiet_hours"  # deferred past the recipient's quiet hours
+    OPTED_OUT = "opted_out"  # skipped: the number sent STOP (decided by the worker)
+    STOPPED = "stopped"  # not handed over: the notification stopped meanwhile (decided by the worker)
 
 
 # The engine's values are plain frozen dataclasses, not pydantic models: they are built from data
@@ -47,7 +53,7 @@ class Attempt:
     at: datetime  # when it was performed
     updated_at: datetime  # when the status last changed (a failure is known from then)
     primary: bool = True  # False for fallbacks and first_of follow-ups
-    reason: str | None = None
+    reason: AttemptReason | None = None
 
     @property
     def key(self) -> str:
@@ -79,7 +85,7 @@ class Planned:
     template: str
     due: datetime  # when it fell due, after any quiet-hours deferral
     deferred_from: datetime | None = None
-    reason: Reason | None = None
+    reason: AttemptReason | None = None
     fallback_for: Channel | None = None
     bridge: str | None = None
 
@@ -88,15 +94,15 @@ class Planned:
         return attempt_key(self.step, self.run, self.channel)
 
     @property
-    def why(self) -> str | None:
+    def why(self) -> AttemptReason | None:
         """The reason shown for it: the engine's reason, else `quiet_hours` when it was deferred."""
         if self.reason is not None:
-            return self.reason.value
-        return "quiet_hours" if self.deferred_from is not None else None
+            return self.reason
+        return AttemptReason.QUIET_HOURS if self.deferred_from is not None else None
 
     @property
     def primary(self) -> bool:
-        return self.reason in (None, Reason.REPEAT, Reason.NO_ADDRESS) and self.fallback_for is None
+        return self.reason in (None, AttemptReason.REPEAT, AttemptReason.NO_ADDRESS) and self.fallback_for is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,7 +230,7 @@ def _primary(
     policy: Policy, intent: Intent, step: Action, index: int, run: int, when: datetime, due: datetime
 ) -> list[Planned]:
     channels = step.channels[:1] if step.kind == "first_of" else step.channels
-    reason = Reason.REPEAT if run > 0 else None
+    reason = AttemptReason.REPEAT if run > 0 else None
     return [_planned(policy, intent, step, index, run, ch, when, due, reason, None) for ch in channels]
 
 
@@ -237,7 +243,7 @@ def _planned(
     channel: Channel,
     when: datetime,
     due: datetime,
-    reason: Reason | None,
+    reason: AttemptReason | None,
     fallback_for: Channel | None,
 ) -> Planned:
     reachable = address_for(policy, intent, step.target, channel) is not None
@@ -251,7 +257,7 @@ def _planned(
         template=step.template,
         due=when,
         deferred_from=due if when != due else None,
-        reason=reason if reachable else Reason.NO_ADDRESS,
+        reason=reason if reachable else AttemptReason.NO_ADDRESS,
         fallback_for=fallback_for,
         bridge=step.bridge if channel is Channel.CALL else None,  # a fallback text bridges nothing
     )
@@ -262,7 +268,7 @@ def _unstarted(
 ) -> list[Planned]:
     if step.kind == "first_of":
         return []  # its first channel is recorded; the rest are follow-ups
-    reason = Reason.REPEAT if run > 0 else None
+    reason = AttemptReason.REPEAT if run > 0 else None
     done = {a.channel for a in recorded}
     return [
         _planned(policy, intent, step, index, run, ch, ran, ran, reason, None) for ch in step.channels if ch not in done
@@ -275,20 +281,20 @@ def _follow_ups(
     """Fallbacks (send/call) or the next channel (first_of) for attempts that did not get through."""
     used = {a.channel: a for a in recorded}
     primaries = set(step.channels) if step.kind != "first_of" else set()
-    wanted: list[tuple[Channel, Attempt, Reason]] = []
+    wanted: list[tuple[Channel, Attempt, AttemptReason]] = []
     if step.kind == "first_of":
         for current, following in zip(step.channels, step.channels[1:], strict=False):
             attempt = used.get(current)
             if attempt is None or attempt.status not in UNSUCCESSFUL:
                 break
             if following not in used:
-                wanted.append((following, attempt, Reason.FIRST_OF))
+                wanted.append((following, attempt, AttemptReason.FIRST_OF))
                 break
     elif policy.destination(step.target) is None:
         for attempt in recorded:
             nxt = policy.fallback_for(attempt.channel)
             if attempt.status in UNSUCCESSFUL and nxt is not None and nxt not in used and nxt not in primaries:
-                wanted.append((nxt, attempt, Reason.FALLBACK))
+                wanted.append((nxt, attempt, AttemptReason.FALLBACK))
                 used[nxt] = attempt  # two failures falling back to one channel send it once
     actions, wakes = [], []
     for channel, failed, reason in wanted:

@@ -20,15 +20,8 @@ class DeliveryStatus(StrEnum):
     SKIPPED = "skipped"  # never attempted: no address, opted out
 
 
-NOTIFICATION_TRANSITIONS: dict[NotificationStatus, frozenset[NotificationStatus]] = {
-    NotificationStatus.ACTIVE: frozenset(
-        {NotificationStatus.COMPLETED, NotificationStatus.STOPPED, NotificationStatus.FAILED}
-    ),
-    NotificationStatus.COMPLETED: frozenset(),
-    NotificationStatus.STOPPED: frozenset(),
-    NotificationStatus.FAILED: frozenset(),
-}
-
+# A notification moves only from active to one final status (completed, stopped, failed); the state
+# store's scripts refuse every write to a notification that is no longer active.
 DELIVERY_TRANSITIONS: dict[DeliveryStatus, frozenset[DeliveryStatus]] = {
     DeliveryStatus.PENDING: frozenset(
         {DeliveryStatus.SENT, DeliveryStatus.DELIVERED, DeliveryStatus.FAILED, DeliveryStatus.SKIPPED}
@@ -48,5 +41,13 @@ def can_move(current: DeliveryStatus, new: DeliveryStatus) -> bool:
     return new in DELIVERY_TRANSITIONS[current]
 
 
-def can_finish(current: NotificationStatus, new: NotificationStatus) -> bool:
-    return new in NOTIFICATION_TRANSITIONS[current]
+def refused_from(new: DeliveryStatus) -> frozenset[DeliveryStatus]:
+    """The statuses an attempt may not leave for `new`: what the state store's RECORD script is given,
+    so a worker's late `sent` never overwrites a receipt's `delivered` or `failed`."""
+    return _REFUSED_FROM[new]
+
+
+_REFUSED_FROM = {
+    new: frozenset(s for s in DeliveryStatus if s is not new and new not in DELIVERY_TRANSITIONS[s])
+    for new in DeliveryStatus
+}

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from rules.engine import Attempt, Event, Kind, Plan, Reason, State, plan
+from rules.engine import Attempt, AttemptReason, Event, Kind, Plan, State, plan
 from rules.model import Channel, StopEvent
 from rules.status import DeliveryStatus, NotificationStatus
 from tests.engine_support import NOW, THREE_STEPS, compile_policy, make_intent, person
@@ -44,7 +44,7 @@ def test_failure_recorded_later_makes_the_fallback_due_at_the_failure_time() -> 
     )
     result = plan(policy, make_intent(person()), state, NOW + timedelta(minutes=7))
     assert [(a.channel, a.due, a.reason, a.fallback_for) for a in result.actions] == [
-        (Channel.SMS, failed_at, Reason.FALLBACK, Channel.PUSH)
+        (Channel.SMS, failed_at, AttemptReason.FALLBACK, Channel.PUSH)
     ]
     assert result.wake_at == NOW + timedelta(hours=1)  # the next step still counts from when push ran
     assert result.final is None

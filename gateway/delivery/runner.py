@@ -17,13 +17,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from channels.addresses import mask
-from channels.base import Message, Outcome, SendResult
+from channels.base import Message, Outcome, Reason, SendResult
 from channels.registry import Registry
 from channels.rendering.render import Renderer, RenderError
 from gateway import metrics
 from gateway.state.records import Delivery, Stored, log_entry
 from gateway.state.store import Leased, Store
-from rules.engine import Kind, Plan, Planned, address_for, person, plan
+from rules.engine import AttemptReason, Kind, Plan, Planned, address_for, person, plan
 from rules.model import Channel, Policy
 from rules.status import DeliveryStatus, NotificationStatus
 
@@ -108,7 +108,7 @@ async def _start(rt: Runtime, stored: Stored, policy: Policy, token: int, action
     delivery = Delivery.planned(action, now, token, mask(action.channel, address))
     if await _opted_out(rt, stored, action, address):
         delivery = delivery.model_copy(
-            update={"kind": Kind.SKIP, "status": DeliveryStatus.SKIPPED, "reason": "opted_out"}
+            update={"kind": Kind.SKIP, "status": DeliveryStatus.SKIPPED, "reason": AttemptReason.OPTED_OUT}
         )
         action = replace(action, kind=Kind.SKIP)
         await rt.store.note(
@@ -131,10 +131,9 @@ async def _opted_out(rt: Runtime, stored: Stored, action: Planned, address: str 
 
 async def _after_permanent(rt: Runtime, stored: Stored, delivery: Delivery, address: str, result: SendResult) -> None:
     """What a permanent failure teaches us about the address: an opt-out, or a dead push token."""
-    detail = result.detail or ""
-    if detail.startswith("opted_out"):
+    if result.reason is Reason.OPTED_OUT:
         await rt.store.opt_out(stored.tenant, address, True)
-    elif detail.startswith("token_invalid") and delivery.channel is Channel.PUSH:
+    elif result.reason is Reason.TOKEN_INVALID and delivery.channel is Channel.PUSH:
         who = person(stored.intent, delivery.target)
         if who is not None and address in who.push_tokens:
             who.push_tokens.remove(address)
@@ -189,7 +188,12 @@ async def _fenced_out(rt: Runtime, nid: str, delivery: Delivery, result: SendRes
     attempt is over; otherwise it stays pending for the next lease to perform."""
     current = await rt.store.load(nid)
     if current is not None and current.status is NotificationStatus.STOPPED:
-        update = {"status": DeliveryStatus.SKIPPED, "reason": "stopped", "error": result.detail, "updated_at": now}
+        update = {
+            "status": DeliveryStatus.SKIPPED,
+            "reason": AttemptReason.STOPPED,
+            "error": result.detail,
+            "updated_at": now,
+        }
         await rt.store.record(nid, delivery.model_copy(update=update))
     else:
         log.info("notification %s: %s %s given back (%s)", nid, delivery.channel, delivery.key, result.detail)

@@ -69,7 +69,8 @@ return 1
 # the notification stopped since (the message was already handed over). A provider
 # receipt that arrived before this record (delivered/failed) is not overwritten by "sent".
 # KEYS: notification, log, provider index ('' key = none)
-# ARGV: field, claim_token, value, log_entry ('' = none), new_status, index_value, ttl_s
+# ARGV: field, claim_token, value, log_entry ('' = none), refused_from (',sent,delivered,': statuses the
+# attempt may not leave for the new one, rules/status.py), index_value, ttl_s
 RECORD = """
 local current = redis.call('HGET', KEYS[1], ARGV[1])
 if not current then return 0 end
@@ -77,7 +78,7 @@ local decoded = cjson.decode(current)
 if tostring(decoded['claim']) ~= ARGV[2] then return 0 end
 if ARGV[6] ~= '' then redis.call('SET', KEYS[3], ARGV[6], 'EX', ARGV[7]) end
 if ARGV[4] ~= '' then redis.call('RPUSH', KEYS[2], ARGV[4]) end
-if ARGV[5] == 'sent' and (decoded['status'] == 'delivered' or decoded['status'] == 'failed') then return 2 end
+if string.find(ARGV[5], ',' .. decoded['status'] .. ',', 1, true) then return 2 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 return 1
 """

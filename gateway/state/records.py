@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict
 from pydantic_core import PydanticUndefined
 
 from rules.durations import from_ms
-from rules.engine import Attempt, Event, Kind, Planned, State
+from rules.engine import Attempt, AttemptReason, Event, Kind, Planned, State
 from rules.intent import TRUSTED, Intent
 from rules.model import RECIPIENT, Channel, StopEvent
 from rules.status import DeliveryStatus, NotificationStatus
@@ -38,7 +38,7 @@ class Delivery(BaseModel):
     at: datetime
     updated_at: datetime
     primary: bool = True
-    reason: str | None = None
+    reason: AttemptReason | None = None
     fallback_for: Channel | None = None
     bridge: str | None = None
     address: str | None = None  # masked

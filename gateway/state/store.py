@@ -21,6 +21,7 @@ from gateway.state.records import RECEIPTS, Delivery, Stored
 from rules.durations import to_ms
 from rules.model import Policy, StopEvent
 from rules.phone import digest as phone_digest
+from rules.status import DeliveryStatus, refused_from
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
 POLICY_TTL = timedelta(days=30)
@@ -149,7 +150,7 @@ class Store:
         entry = json.dumps(log) if log else ""
         pid = delivery.provider_id if delivery.channel in RECEIPTS else None
         index = keys.provider_index(pid) if pid else keys.notification(nid)
-        args = [f"a:{delivery.key}", delivery.claim, delivery.stored(), entry, delivery.status.value,
+        args = [f"a:{delivery.key}", delivery.claim, delivery.stored(), entry, _REFUSED[delivery.status],
                 f"{nid} {delivery.key}" if pid else "", self.retention_s]  # fmt: skip
         return bool(await self._run("RECORD", [keys.notification(nid), keys.notification_log(nid), index], args))
 
@@ -166,7 +167,7 @@ class Store:
     ) -> bool:
         """Compare-and-set one attempt (against its stored text) from a provider receipt;
         a failure makes the notification due now so its fallback runs."""
-        failed = after.status.value == "failed"
+        failed = after.status is DeliveryStatus.FAILED
         args = [nid, f"a:{attempt}", expected, after.stored(), to_ms(now),
                 "1" if failed else "0", json.dumps(log) if log else ""]  # fmt: skip
         nkeys = [keys.notification(nid), keys.DUE, keys.notification_log(nid)]
@@ -350,3 +351,7 @@ class TimerStore:
     def next_due_ms(self) -> int | None:
         first = self.r.zrange(keys.DUE, 0, 0, withscores=True)
         return int(first[0][1]) if first else None
+
+
+# The RECORD script's refused_from argument per new status, from the one transition table.
+_REFUSED = {new: "," + ",".join(sorted(refused_from(new))) + "," for new in DeliveryStatus}

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from gateway.state.records import Delivery
-from rules.engine import Kind, Planned
+from rules.engine import AttemptReason, Kind, Planned
 from rules.model import Channel
 from rules.status import DeliveryStatus
 
@@ -47,7 +47,7 @@ def test_attempts_stored_with_their_key_by_earlier_versions_still_read() -> None
     [
         {},
         {"primary": False, "tries": 0, "target": "ops-slack"},
-        {"kind": Kind.SKIP, "status": DeliveryStatus.SKIPPED, "reason": "opted_out", "tries": 0},
+        {"kind": Kind.SKIP, "status": DeliveryStatus.SKIPPED, "reason": AttemptReason.OPTED_OUT, "tries": 0},
         {"error": "timeout", "retry_at": AT, "provider_id": "SM123", "segments": 2, "encoding": "GSM-7"},
     ],
 )
