@@ -17,16 +17,16 @@ from fastapi.responses import Response
 
 from channels.addresses import mask
 from channels.slack.signature import slack_body
+from channels.twilio.receipts import TWILIO_STATUS
 from channels.twilio.signature import twilio_form
 from channels.webhooks import Forbidden
-from gateway import metrics
 from gateway.config import Settings
+from gateway.delivery.receipts import apply_receipt
 from gateway.state import keys
-from gateway.state.records import Delivery, log_entry
 from gateway.state.store import Store
 from masking.voice import relay_sms
 from rules.model import Channel, StopEvent
-from rules.status import DeliveryStatus, can_move
+from rules.status import DeliveryStatus
 
 log = logging.getLogger("parley.webhooks")
 router = APIRouter(prefix="/webhooks", include_in_schema=True, tags=["webhooks"])
@@ -36,15 +36,6 @@ START_WORDS = {"START", "YES", "UNSTOP", "OPTIN"}
 # Slack's signature holds while its timestamp is within 5 minutes of our clock, either way: a request is
 # replayable for up to 10 minutes after it is first seen, so it is remembered a little longer than that.
 SLACK_REPLAY_TTL_S = 11 * 60
-
-# Twilio's MessageStatus / CallStatus values -> our delivery status (None: nothing to record)
-TWILIO_STATUS: dict[str, DeliveryStatus | None] = {
-    "accepted": None, "scheduled": None, "queued": None, "sending": None, "initiated": None, "ringing": None,
-    "in-progress": None, "sent": DeliveryStatus.SENT, "delivered": DeliveryStatus.DELIVERED,
-    "read": DeliveryStatus.DELIVERED, "completed": DeliveryStatus.DELIVERED, "undelivered": DeliveryStatus.FAILED,
-    "failed": DeliveryStatus.FAILED, "busy": DeliveryStatus.FAILED, "no-answer": DeliveryStatus.FAILED,
-    "canceled": DeliveryStatus.FAILED,
-}  # fmt: skip
 
 
 def _state(request: Request) -> tuple[Settings, Store, Callable[[], datetime]]:
@@ -69,26 +60,6 @@ async def twilio_status(request: Request) -> Response:
     error = f"twilio {raw_status}" + (f" (error {form['ErrorCode']})" if form.get("ErrorCode") else "")
     await apply_receipt(store, nid, attempt, new, clock(), error if new is DeliveryStatus.FAILED else None)
     return Response(status_code=204)
-
-
-async def apply_receipt(
-    store: Store, nid: str, attempt: str, new: DeliveryStatus, now: datetime, error: str | None
-) -> bool:
-    """Move one delivery along the transition table; a failure makes the fallback run."""
-    for _ in range(5):  # compare-and-set: retry if the worker wrote the attempt meanwhile
-        raw = await store.raw_attempt(nid, attempt)
-        if raw is None:
-            return False
-        before = Delivery.from_stored(attempt, raw)
-        if not can_move(before.status, new):
-            return False  # a repeat or an out-of-order receipt: nothing to do
-        after = before.model_copy(update={"status": new, "updated_at": now, "error": error or before.error})
-        note = log_entry(now, f"{before.channel} {new.value}: {error}", attempt=attempt) if error else None
-        # Compare against the exact stored text, not a re-serialisation of it.
-        if await store.receipt_raw(nid, attempt, raw, after, now, note):
-            await store.count(metrics.send_field(before.channel, f"receipt_{new.value}"))
-            return True
-    return False
 
 
 @router.post("/twilio/sms")
