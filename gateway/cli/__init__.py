@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from gateway import __version__
 from gateway.cli import rules as cli_rules
 from gateway.cli import run as cli_run
 from gateway.cli import templates as cli_templates
@@ -13,6 +14,7 @@ from gateway.cli import templates as cli_templates
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="parley", description="Parley: notifications that get answered.")
+    parser.add_argument("--version", action="version", version=f"parley {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     cli_rules.register(commands)
     cli_run.register(commands)

@@ -19,7 +19,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from channels.rendering.render import DELIVERY_RECHECK_S, Renderer
-from gateway import metrics
+from gateway import __version__, metrics
 from gateway.access import Principal, Role
 from gateway.config import Settings
 from gateway.http import masking as masking_routes
@@ -108,7 +108,7 @@ def create_app(
         await store.close()
 
     shown = settings.server.docs  # server.docs: false hides the interactive docs and the schema
-    app = FastAPI(title="Parley", version="0.1.0", lifespan=lifespan, description="Notifications that get answered.",
+    app = FastAPI(title="Parley", version=__version__, lifespan=lifespan, description="Notifications that get answered.",
                   docs_url="/docs" if shown else None, redoc_url="/redoc" if shown else None,
                   openapi_url="/openapi.json" if shown else None)  # fmt: skip
     app.add_middleware(JsonBodies)  # added first, so BodyLimit (added next) wraps it and caps what it reads
