@@ -1,4 +1,5 @@
-"""Twilio voice and SMS webhooks for masked numbers, escalation calls and agent calls.
+"""Twilio voice and SMS webhooks for masked numbers and agent calls (an escalation call's script is
+gateway/http/escalation_calls.py's).
 
 Each handler checks X-Twilio-Signature first (channels/twilio/signature.py).
 Routing rule: an inbound call or text from real number A to proxy number P
@@ -17,14 +18,12 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from channels.addresses import mask
-from channels.rendering.render import RenderError
 from channels.twilio.signature import twilio_form
 from channels.webhooks import public_url
 from masking import twiml
 from masking.model import Interaction, Session
 from masking.store import MaskingStore
 from masking.telephony import Telephony
-from rules.engine import person
 from rules.model import Channel, StopEvent
 
 log = logging.getLogger("parley.masking")
@@ -32,7 +31,7 @@ router = APIRouter(prefix="/webhooks/twilio/voice", tags=["webhooks"])
 Ref = Annotated[str, Query(max_length=64)]  # our own ids, echoed back by Twilio in the callback URL
 
 
-def _xml(body: str) -> Response:
+def xml(body: str) -> Response:
     return Response(body, media_type="application/xml")
 
 
@@ -41,12 +40,12 @@ def _masking(request: Request) -> MaskingStore:
     return store
 
 
-async def _signed_form(request: Request) -> dict[str, str]:
+async def signed_form(request: Request) -> dict[str, str]:
     settings = request.app.state.settings
     return await twilio_form(request, settings.twilio_auth_token, settings.server.public_url)
 
 
-def _callback(request: Request, path: str, **query: str) -> str:
+def callback(request: Request, path: str, **query: str) -> str:
     """One of our voice webhooks' URLs, its query encoded (an id may hold `&`, `#`, spaces...)."""
     base = public_url(request, request.app.state.settings.server.public_url).split("/webhooks/")[0]
     return f"{base}/webhooks/twilio/voice/{path}?{urlencode(query)}"
@@ -64,95 +63,57 @@ async def _session_for_call(request: Request, caller: str, proxy: str) -> tuple[
 
 @router.post("")
 async def inbound_call(request: Request) -> Response:
-    form = await _signed_form(request)
+    form = await signed_form(request)
     caller, proxy, sid = form.get("From", ""), form.get("To", ""), form.get("CallSid", "")
     session, _ = await _session_for_call(request, caller, proxy)
     if session is None:
         log.info("call from %s to proxy %s: no open session; refused", mask(Channel.CALL, caller), proxy)
-        return _xml(twiml.ended("en"))
+        return xml(twiml.ended("en"))
     me = session.by_phone(caller)
     assert me is not None  # route() found the session by this caller's number
     other = session.other(me.id)
     now: datetime = request.app.state.clock()
     await _masking(request).interact(session.id, Interaction(kind="call", direction=f"{me.id} -> {other.id}",
                                                              status="connecting", at=now, provider_id=sid))  # fmt: skip
-    return _xml(twiml.connect(to=other.phone, caller_id=other.proxy, locale=me.locale, record=session.record,
-                              action=_callback(request, "dial-status", session=session.id),
-                              recording_callback=_callback(request, "recording", session=session.id)))  # fmt: skip
+    return xml(twiml.connect(to=other.phone, caller_id=other.proxy, locale=me.locale, record=session.record,
+                              action=callback(request, "dial-status", session=session.id),
+                              recording_callback=callback(request, "recording", session=session.id)))  # fmt: skip
 
 
 @router.post("/dial-status")
 async def dial_status(request: Request, session: Ref) -> Response:
-    form = await _signed_form(request)
+    form = await signed_form(request)
     duration = form.get("DialCallDuration")
     await _masking(request).update_interaction(
         session, form.get("CallSid", ""), status=form.get("DialCallStatus", "completed"),
         duration_s=int(duration) if duration and duration.isdigit() else None,
     )  # fmt: skip
-    return _xml(twiml.hangup())
+    return xml(twiml.hangup())
 
 
 @router.post("/recording")
 async def recording(request: Request, session: Ref) -> Response:
-    form = await _signed_form(request)
+    form = await signed_form(request)
     await _masking(request).update_interaction(session, form.get("CallSid", ""), recording_url=form.get("RecordingUrl"))
     return Response(status_code=204)
-
-
-@router.post("/outbound")
-async def escalation_answered(request: Request, notification: Ref, attempt: Ref) -> Response:
-    """An escalation call was answered: that counts as a response; speak, and offer the bridge."""
-    form = await _signed_form(request)
-    store = request.app.state.store
-    stored = await store.load(notification)
-    delivery = stored.deliveries.get(attempt) if stored else None
-    if stored is None or delivery is None:
-        return _xml(twiml.hangup())
-    who = person(stored.intent, delivery.target) or stored.intent.recipient
-    try:
-        speech = request.app.state.renderer.render(delivery.template, Channel.CALL, stored.intent, who)
-    except RenderError as exc:
-        log.error("escalation call %s: %s", notification, exc)
-        return _xml(twiml.hangup())
-    await store.stop(stored.tenant, stored, StopEvent.RESPONDED, request.app.state.clock(), source="call:answered")
-    bridge = person(stored.intent, delivery.bridge) if delivery.bridge else None
-    action = None
-    if bridge is not None and bridge.phone:
-        action = _callback(request, "outbound/press", notification=notification, attempt=attempt)
-    log.info("escalation call %s answered (%s)", notification, form.get("CallSid", ""))
-    return _xml(twiml.escalation_call(speech=speech.parts["speech"], locale=who.locale, gather_action=action))
-
-
-@router.post("/outbound/press")
-async def escalation_pressed(request: Request, notification: Ref, attempt: Ref) -> Response:
-    """Pressing 1 bridges to the counterpart, who sees our number, never the recipient's."""
-    form = await _signed_form(request)
-    stored = await request.app.state.store.load(notification)
-    delivery = stored.deliveries.get(attempt) if stored else None
-    bridge = person(stored.intent, delivery.bridge) if stored and delivery and delivery.bridge else None
-    if form.get("Digits") != "1" or bridge is None or not bridge.phone:
-        return _xml(twiml.hangup())
-    return _xml(twiml.connect(to=bridge.phone, caller_id=form.get("From", ""), locale=bridge.locale, record=False,
-                              action=_callback(request, "dial-status", session=""),
-                              recording_callback=""))  # fmt: skip
 
 
 @router.post("/agent")
 async def agent_answered(request: Request, call: Ref = "") -> Response:
     """The agent picked up: connect them to the participant, who sees their session's proxy number.
     `call` names the context POST /v1/calls stored; its session must still be the same tenant's."""
-    await _signed_form(request)
+    await signed_form(request)
     masking = _masking(request)
     context = await masking.agent_call(call)
     found = await masking.session_for(context.tenant, context.session) if context else None
     target = found.by_id(context.participant) if found and context else None
     if context is None or found is None or target is None or not found.is_open(request.app.state.clock()):
-        return _xml(twiml.ended("en"))
+        return xml(twiml.ended("en"))
     await masking.interact(found.id, Interaction(kind="agent_call", direction=f"agent:{context.agent} -> {target.id}",
                                                  status="connecting", at=request.app.state.clock()))  # fmt: skip
-    return _xml(twiml.connect(to=target.phone, caller_id=target.proxy, locale=target.locale, record=found.record,
-                              action=_callback(request, "dial-status", session=found.id),
-                              recording_callback=_callback(request, "recording", session=found.id)))  # fmt: skip
+    return xml(twiml.connect(to=target.phone, caller_id=target.proxy, locale=target.locale, record=found.record,
+                              action=callback(request, "dial-status", session=found.id),
+                              recording_callback=callback(request, "recording", session=found.id)))  # fmt: skip
 
 
 async def relay_sms(request: Request, form: dict[str, str]) -> Response | None:
@@ -163,7 +124,7 @@ async def relay_sms(request: Request, form: dict[str, str]) -> Response | None:
         return None
     session, tenant = await _session_for_call(request, sender, proxy)
     if session is None:
-        return _xml(twiml.ended_sms("en"))
+        return xml(twiml.ended_sms("en"))
     me = session.by_phone(sender)
     assert me is not None
     other = session.other(me.id)
@@ -174,7 +135,7 @@ async def relay_sms(request: Request, form: dict[str, str]) -> Response | None:
                                                    status=result.outcome.value, at=now, provider_id=result.provider_id))  # fmt: skip
     if session.correlation_key:
         await _responded(request, tenant, session.correlation_key, now)
-    return _xml(twiml.empty_messaging())
+    return xml(twiml.empty_messaging())
 
 
 async def _responded(request: Request, tenant: str, correlation_key: str, now: datetime) -> None:

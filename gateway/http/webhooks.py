@@ -22,6 +22,7 @@ from channels.twilio.signature import twilio_form
 from channels.webhooks import Forbidden
 from gateway.config import Settings
 from gateway.delivery.receipts import apply_receipt
+from gateway.http import escalation_calls
 from gateway.state import keys
 from gateway.state.store import Store
 from masking.voice import relay_sms
@@ -131,3 +132,4 @@ def install(app: FastAPI) -> None:
         )
 
     app.include_router(router)
+    app.include_router(escalation_calls.router)
