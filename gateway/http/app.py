@@ -234,7 +234,7 @@ def create_app(
     @app.get("/metrics", response_class=PlainTextResponse)
     async def prometheus() -> Response:
         registry = CollectorRegistry()
-        queue = int(await store.r.llen(f"rq:queue:{keys.QUEUE}"))
+        queue = await store.queue_length()
         registry.register(metrics.Snapshot(await store.counters(), await store.due_depth(), queue))
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 

@@ -23,7 +23,6 @@ from channels.webhooks import Forbidden
 from gateway.config import Settings
 from gateway.delivery.receipts import apply_receipt
 from gateway.http import escalation_calls
-from gateway.state import keys
 from gateway.state.store import Store
 from masking.voice import relay_sms
 from rules.model import Channel, StopEvent
@@ -118,7 +117,7 @@ async def slack_interactions(request: Request) -> Response:
 async def _first_slack_delivery(store: Store, request: Request) -> bool:
     """True the first time this signed request (timestamp and signature, checked by slack_body) is seen."""
     seen = f"{request.headers['x-slack-request-timestamp']}:{request.headers['x-slack-signature']}"
-    return bool(await store.r.set(keys.webhook_seen("slack", seen), "1", nx=True, ex=SLACK_REPLAY_TTL_S))
+    return await store.first_time("slack", seen, SLACK_REPLAY_TTL_S)
 
 
 def install(app: FastAPI) -> None:

@@ -198,9 +198,13 @@ class Store:
     async def is_opted_out(self, tenant: str, phone: str) -> bool:
         return bool(await self.r.sismember(keys.opted_out(tenant), phone_digest(phone)))
 
-    async def first_time(self, source: str, delivery_id: str) -> bool:
-        """True the first time a webhook delivery is seen (replays are ignored)."""
-        return bool(await self.r.set(keys.webhook_seen(source, delivery_id), "1", nx=True, ex=86400))
+    async def first_time(self, source: str, delivery_id: str, ttl_s: int = 86400) -> bool:
+        """True the first time a webhook delivery is seen within `ttl_s` (replays are ignored)."""
+        return bool(await self.r.set(keys.webhook_seen(source, delivery_id), "1", nx=True, ex=ttl_s))
+
+    async def queue_length(self) -> int:
+        """Jobs waiting in the RQ queue (RQ owns the key; its name is RQ's `rq:queue:<name>`)."""
+        return int(await self.r.llen(f"rq:queue:{keys.QUEUE}"))
 
     async def advance(
         self,
