@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,11 +13,10 @@ from channels.twilio.sms import SmsChannel
 from channels.twilio.voice import VoiceChannel
 from gateway.config import Settings
 from gateway.delivery.runner import Runtime
+from gateway.http.webhooks import SlackUpdater
 from gateway.state.store import Store
 from masking.telephony import Telephony, TwilioTelephony
 from rules.model import Channel
-
-SlackUpdater = Callable[[dict[str, Any], str, datetime], Awaitable[None]]
 
 
 def channels_for(settings: Settings, store: Store) -> Registry:

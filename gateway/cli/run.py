@@ -77,8 +77,9 @@ def _serve(settings: Settings, url: str, host: str | None, port: int | None) -> 
         print(f"parley: {exc}", file=sys.stderr)
         return 1
     holder.listen_for_hangup()
-    app = create_app(settings, store, holder, telephony=telephony_for(registry))
-    app.state.slack_acknowledged = slack_updater_for(registry)
+    app = create_app(
+        settings, store, holder, telephony=telephony_for(registry), slack_acknowledged=slack_updater_for(registry)
+    )
     _freeze_startup_heap()
     # The asyncio loop, not uvloop: under 64 busy connections uvloop served ~2 % of requests 150-600 ms
     # late (python -m bench, ingest; the same on a bare endpoint); httptools parses either way.

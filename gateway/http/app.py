@@ -28,11 +28,13 @@ from gateway.http import validation as httperrors
 from gateway.http.auth import Access, Admin, Events, Reader, authorize, client_address
 from gateway.http.bodylimit import BodyLimit
 from gateway.http.errors import ApiError as ApiError  # re-exported: routes elsewhere raise it
+from gateway.http.escalation_calls import EscalationCalls
 from gateway.http.jsonbody import JsonBodies
 from gateway.http.openapi import error_responses
 from gateway.http.ratelimit import RateLimiter, Scope
 from gateway.http.templates import templates_router
 from gateway.http.views import notification_view
+from gateway.http.webhooks import SlackUpdater
 from gateway.rulesets import RulesHolder
 from gateway.state import keys
 from gateway.state.audit import Action, AuditLog
@@ -91,17 +93,21 @@ def create_app(
     holder: RulesHolder,
     clock: Clock | None = None,
     telephony: Telephony | None = None,
+    slack_acknowledged: SlackUpdater | None = None,
 ) -> FastAPI:
+    """The app, its routes built with what they use. Two things stay on app.state: `access` and
+    `clock`, which the module-level auth dependencies (gateway/http/auth.py) read; and `webhooks`, so
+    a test can watch the Slack rewrite."""
     now: Clock = clock or (lambda: datetime.now(UTC))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if holder.current is None:
             holder.reload()
-        for step in app.state.startup:
+        for step in masking.startup:
             await step()
-        tasks = [asyncio.create_task(_follow_reloads(store, holder, app.state.access))]
-        tasks += [asyncio.create_task(job()) for job in app.state.background]
+        tasks = [asyncio.create_task(_follow_reloads(store, holder, access))]
+        tasks += [asyncio.create_task(job()) for job in masking.background]
         yield
         for task in tasks:
             task.cancel()
@@ -114,15 +120,10 @@ def create_app(
     app.add_middleware(JsonBodies)  # added first, so BodyLimit (added next) wraps it and caps what it reads
     app.add_middleware(BodyLimit, limit_for=_body_limits(settings))
     openapi.install(app)
-    app.state.store, app.state.holder, app.state.settings, app.state.clock = store, holder, settings, now
     limiter = RateLimiter(store, settings.server.rate_limits.given(), settings.server.auth_failures)
-    app.state.access = Access(settings, settings.keyring, limiter)
-    app.state.audit = AuditLog(store, settings.audit.retention, settings.audit.max_entries, now)
-    app.state.renderer, app.state.startup, app.state.background = (
-        Renderer(settings.templates_dir, DELIVERY_RECHECK_S),
-        [],
-        [],
-    )
+    access = Access(settings, settings.keyring, limiter)
+    audit_log = AuditLog(store, settings.audit.retention, settings.audit.max_entries, now)
+    app.state.access, app.state.clock = access, now
     _errors(app)
 
     @app.post("/v1/notifications", status_code=202, openapi_extra=CREATE_HEADERS, responses=CREATED)
@@ -173,8 +174,13 @@ def create_app(
 
     # The hot endpoint is registered before the included routers: routes are matched in order.
     app.include_router(templates_router(settings))
-    webhooks.install(app)
-    masking_routes.install(app, settings, store, now, telephony)
+    masking = masking_routes.install(app, settings, store, now, telephony, audit_log)
+    webhooks.install_forbidden(app)
+    hooks = webhooks.ProviderWebhooks(settings, store, now, masking.relay, slack_acknowledged)
+    app.state.webhooks = hooks
+    app.include_router(hooks.router())
+    renderer = Renderer(settings.templates_dir, DELIVERY_RECHECK_S)
+    app.include_router(EscalationCalls(store, renderer, masking.relay.hooks, now).router())
 
     @app.get("/v1/notifications/{nid}", responses=error_responses(404))
     async def show(nid: NotificationId, who: Reader) -> dict[str, Any]:
@@ -203,9 +209,9 @@ def create_app(
         if not who.admin:
             raise ApiError(403, "forbidden", "reloading rules needs an admin key of an operator tenant (admin: true)")
         problems = await holder.reload_async()  # off the event loop, within its time limit
-        problems = [*problems, *await app.state.access.reload_keys()]  # keys rotate with the same reload
+        problems = [*problems, *await access.reload_keys()]  # keys rotate with the same reload
         outcome = "refused" if problems else "ok"
-        await app.state.audit.record(who, Action.RULES_RELOAD, "rules", client_address(request), outcome)
+        await audit_log.record(who, Action.RULES_RELOAD, "rules", client_address(request), outcome)
         if problems:
             raise ApiError(422, "rules_invalid", "the rules file has problems; the rules in force are kept",
                            problems=[p.as_dict() for p in problems], messages=[str(p) for p in problems])  # fmt: skip
@@ -219,7 +225,7 @@ def create_app(
         before: Annotated[str | None, Query(pattern=r"^[0-9]{1,20}-[0-9]{1,20}$")] = None,
     ) -> dict[str, Any]:  # fmt: skip
         """The tenant's audit log, newest first; `next` is the `before` of the following page."""
-        entries, after = await app.state.audit.read(who.name, before, limit)
+        entries, after = await audit_log.read(who.name, before, limit)
         return {"entries": entries, "next": after}
 
     @app.get("/healthz")

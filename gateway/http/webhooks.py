@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
@@ -18,100 +20,106 @@ from fastapi.responses import Response
 from channels.addresses import mask
 from channels.slack.signature import slack_body
 from channels.twilio.receipts import TWILIO_STATUS
-from channels.twilio.signature import twilio_form
 from channels.webhooks import Forbidden
 from gateway.config import Settings
 from gateway.delivery.receipts import apply_receipt
-from gateway.http import escalation_calls
 from gateway.state.store import Store
-from masking.voice import relay_sms
+from masking.voice import VoiceRelay
 from rules.model import Channel, StopEvent
 from rules.status import DeliveryStatus
 
 log = logging.getLogger("parley.webhooks")
-router = APIRouter(prefix="/webhooks", include_in_schema=True, tags=["webhooks"])
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "REVOKE"}
 START_WORDS = {"START", "YES", "UNSTOP", "OPTIN"}
 # Slack's signature holds while its timestamp is within 5 minutes of our clock, either way: a request is
 # replayable for up to 10 minutes after it is first seen, so it is remembered a little longer than that.
 SLACK_REPLAY_TTL_S = 11 * 60
-
-
-def _state(request: Request) -> tuple[Settings, Store, Callable[[], datetime]]:
-    return request.app.state.settings, request.app.state.store, request.app.state.clock
+# After an Acknowledge click: (Slack's payload, who clicked, when) -> the message rewritten to say so.
+SlackUpdater = Callable[[dict[str, Any], str, datetime], Awaitable[None]]
 
 
 def _twiml(body: str = EMPTY_TWIML) -> Response:
     return Response(body, media_type="application/xml")
 
 
-@router.post("/twilio/status")
-async def twilio_status(request: Request) -> Response:
-    settings, store, clock = _state(request)
-    form = await twilio_form(request, settings.twilio_auth_token, settings.server.public_url)
-    sid = form.get("MessageSid") or form.get("CallSid") or ""
-    raw_status = form.get("MessageStatus") or form.get("CallStatus") or ""
-    new = TWILIO_STATUS.get(raw_status)
-    found = await store.by_provider_id(sid) if sid else None
-    if new is None or found is None:
-        return Response(status_code=204)  # progress only, or not a message of ours
-    nid, attempt = found
-    error = f"twilio {raw_status}" + (f" (error {form['ErrorCode']})" if form.get("ErrorCode") else "")
-    await apply_receipt(store, nid, attempt, new, clock(), error if new is DeliveryStatus.FAILED else None)
-    return Response(status_code=204)
+@dataclass
+class ProviderWebhooks:
+    """Twilio's receipts and inbound texts, Slack's button: built with what they use (gateway/http/app.py).
+    `slack_acknowledged` rewrites the Slack message after a click (gateway/wiring.py; None: left as is)."""
 
+    settings: Settings
+    store: Store
+    clock: Callable[[], datetime]
+    relay: VoiceRelay
+    slack_acknowledged: SlackUpdater | None = None
 
-@router.post("/twilio/sms")
-async def twilio_sms(request: Request) -> Response:
-    settings, store, clock = _state(request)
-    form = await twilio_form(request, settings.twilio_auth_token, settings.server.public_url)
-    relayed = await relay_sms(request, form)
-    if relayed is not None:
-        return relayed  # a text to a proxy number of a masked session
-    sender, receiver, text = form.get("From", ""), form.get("To", ""), form.get("Body", "")
-    tenant = settings.tenant_for_number(receiver)
-    if tenant is None or not await store.first_time("twilio-sms", form.get("MessageSid", "")):
-        return _twiml()  # not one of our tenants' numbers, or a replayed delivery
-    keyword = text.strip().upper()
-    if keyword in STOP_WORDS or keyword in START_WORDS:
-        await store.opt_out(tenant.name, sender, keyword in STOP_WORDS)
-        log.info(
-            "sms %s from %s for tenant %s",
-            "opt-out" if keyword in STOP_WORDS else "opt-in",
-            mask(Channel.SMS, sender),
-            tenant.name,
+    def router(self) -> APIRouter:
+        router = APIRouter(prefix="/webhooks", include_in_schema=True, tags=["webhooks"])
+        router.add_api_route("/twilio/status", self.twilio_status, methods=["POST"])
+        router.add_api_route("/twilio/sms", self.twilio_sms, methods=["POST"])
+        router.add_api_route("/slack/interactions", self.slack_interactions, methods=["POST"])
+        return router
+
+    async def twilio_status(self, request: Request) -> Response:
+        form = await self.relay.hooks.signed_form(request)
+        sid = form.get("MessageSid") or form.get("CallSid") or ""
+        raw_status = form.get("MessageStatus") or form.get("CallStatus") or ""
+        new = TWILIO_STATUS.get(raw_status)
+        found = await self.store.by_provider_id(sid) if sid else None
+        if new is None or found is None:
+            return Response(status_code=204)  # progress only, or not a message of ours
+        nid, attempt = found
+        error = f"twilio {raw_status}" + (f" (error {form['ErrorCode']})" if form.get("ErrorCode") else "")
+        await apply_receipt(
+            self.store, nid, attempt, new, self.clock(), error if new is DeliveryStatus.FAILED else None
         )
-    if keyword in STOP_WORDS:
-        return _twiml()  # unsubscribing is not an answer; other channels carry on
-    ids = await store.by_phone(tenant.name, sender)
-    await store.stop_all(tenant.name, ids, StopEvent.RESPONDED, clock(), source="sms",
-                         only=lambda stored: stored.intent.recipient.phone == sender)  # fmt: skip
-    return _twiml()
+        return Response(status_code=204)
 
+    async def twilio_sms(self, request: Request) -> Response:
+        form = await self.relay.hooks.signed_form(request)
+        relayed = await self.relay.relay_sms(form)
+        if relayed is not None:
+            return relayed  # a text to a proxy number of a masked session
+        sender, receiver, text = form.get("From", ""), form.get("To", ""), form.get("Body", "")
+        tenant = self.settings.tenant_for_number(receiver)
+        if tenant is None or not await self.store.first_time("twilio-sms", form.get("MessageSid", "")):
+            return _twiml()  # not one of our tenants' numbers, or a replayed delivery
+        keyword = text.strip().upper()
+        if keyword in STOP_WORDS or keyword in START_WORDS:
+            await self.store.opt_out(tenant.name, sender, keyword in STOP_WORDS)
+            log.info(
+                "sms %s from %s for tenant %s",
+                "opt-out" if keyword in STOP_WORDS else "opt-in",
+                mask(Channel.SMS, sender),
+                tenant.name,
+            )
+        if keyword in STOP_WORDS:
+            return _twiml()  # unsubscribing is not an answer; other channels carry on
+        ids = await self.store.by_phone(tenant.name, sender)
+        await self.store.stop_all(tenant.name, ids, StopEvent.RESPONDED, self.clock(), source="sms",
+                             only=lambda stored: stored.intent.recipient.phone == sender)  # fmt: skip
+        return _twiml()
 
-@router.post("/slack/interactions")
-async def slack_interactions(request: Request) -> Response:
-    settings, store, clock = _state(request)
-    await slack_body(request, settings.slack_signing_secret)
-    if not await _first_slack_delivery(store, request):
-        return Response(status_code=200)  # a replay of a request already handled: answered, nothing done
-    payload = json.loads((await request.form()).get("payload") or "{}")  # type: ignore[arg-type]
-    action = next((a for a in payload.get("actions", []) if a.get("action_id") == "parley_ack"), None)
-    if action is None:
+    async def slack_interactions(self, request: Request) -> Response:
+        await slack_body(request, self.settings.slack_signing_secret)
+        if not await _first_slack_delivery(self.store, request):
+            return Response(status_code=200)  # a replay of a request already handled: answered, nothing done
+        payload = json.loads((await request.form()).get("payload") or "{}")  # type: ignore[arg-type]
+        action = next((a for a in payload.get("actions", []) if a.get("action_id") == "parley_ack"), None)
+        if action is None:
+            return Response(status_code=200)
+        nid = str(action.get("value", "")).split("|")[0]
+        stored = await self.store.load(nid)
+        if stored is None:
+            return Response(status_code=200)
+        user = payload.get("user", {})
+        who = user.get("username") or user.get("name") or user.get("id", "someone")
+        now = self.clock()
+        await self.store.stop(stored.tenant, stored, StopEvent.ACKNOWLEDGED, now, source=f"slack:{user.get('id', '')}")
+        if self.slack_acknowledged is not None:
+            await self.slack_acknowledged(payload, who, now)
         return Response(status_code=200)
-    nid = str(action.get("value", "")).split("|")[0]
-    stored = await store.load(nid)
-    if stored is None:
-        return Response(status_code=200)
-    user = payload.get("user", {})
-    who = user.get("username") or user.get("name") or user.get("id", "someone")
-    now = clock()
-    await store.stop(stored.tenant, stored, StopEvent.ACKNOWLEDGED, now, source=f"slack:{user.get('id', '')}")
-    updater = getattr(request.app.state, "slack_acknowledged", None)
-    if updater is not None:
-        await updater(payload, who, now)
-    return Response(status_code=200)
 
 
 async def _first_slack_delivery(store: Store, request: Request) -> bool:
@@ -120,7 +128,9 @@ async def _first_slack_delivery(store: Store, request: Request) -> bool:
     return await store.first_time("slack", seen, SLACK_REPLAY_TTL_S)
 
 
-def install(app: FastAPI) -> None:
+def install_forbidden(app: FastAPI) -> None:
+    """A bad or missing provider signature is 403 in the documented error shape, and logged."""
+
     @app.exception_handler(Forbidden)
     async def forbidden(_: Request, exc: Forbidden) -> Response:
         log.warning("rejected a %s webhook with a missing or bad signature", exc)
@@ -129,6 +139,3 @@ def install(app: FastAPI) -> None:
             status_code=403,
             media_type="application/json",
         )
-
-    app.include_router(router)
-    app.include_router(escalation_calls.router)

@@ -106,7 +106,7 @@ def test_slack_alert_posted_and_acknowledged_from_its_button(harness: Harness, p
         updates.append((who, payload["channel"]["id"]))
         await update(payload, who, when)  # chat.update against Slack's contract on Prism
 
-    harness.api.app.state.slack_acknowledged = recording  # type: ignore[attr-defined]
+    harness.api.app.state.webhooks.slack_acknowledged = recording
     nid = harness.notify()
     harness.work()
     harness.at(timedelta(minutes=15))

@@ -59,7 +59,7 @@ def test_a_replayed_slack_acknowledge_is_answered_and_ignored(harness: Harness) 
     async def update_slack(payload: dict[str, Any], who: str, when: datetime) -> None:
         updates.append(who)
 
-    harness.api.app.state.slack_acknowledged = update_slack  # type: ignore[attr-defined]
+    harness.api.app.state.webhooks.slack_acknowledged = update_slack
     nid = harness.notify()
     payload = {"type": "block_actions", "user": {"id": "U123", "username": "dana"}, "channel": {"id": "C42"},
                "message": {"ts": "1700000000.000100"}, "actions": [{"action_id": "parley_ack", "value": f"{nid}|6.0.slack"}]}  # fmt: skip
