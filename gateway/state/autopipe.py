@@ -15,14 +15,23 @@ pipeline is not a transaction.
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 from typing import Any
 
 import hiredis
+import redis
 import redis.asyncio as aredis
-from redis.connection import HiredisRespSerializer
-from redis.utils import HIREDIS_AVAILABLE
+from redis.asyncio.connection import AbstractConnection
 
 REPLY_TIMEOUT_S = 5.0  # redis-py's default socket timeout, here for a whole pipeline
+
+# The redis-py releases whose internals the fast read path below was checked against. pyproject.toml pins
+# the same range (a test compares them) and .ci/redis-range runs this module's tests on both ends of it:
+# those internals can change in any release, so outside it replies take redis-py's public path.
+SUPPORTED_REDIS = ">=5.1,<9"
+
+log = logging.getLogger("parley.store")
 
 
 class AutoPipeline:
@@ -93,6 +102,8 @@ class AutoPipeline:
                 packed = b"".join([chunk for args, _ in batch for chunk in conn.pack_command(*args)])
                 await conn.send_packed_command(packed, check_health=False)
                 raw = _raw_replies(conn)
+                if raw is None:
+                    _slow_reads(conn)
                 for _, future in batch:
                     if raw is not None:
                         reply = raw[0].gets()
@@ -101,6 +112,9 @@ class AutoPipeline:
                     else:
                         try:
                             reply = await conn.read_response()
+                            # Not a reply, but redis-py's hiredis parser returned RESP3 pushes as one before 6.2.
+                            while isinstance(reply, _PUSH):
+                                reply = await conn.read_response()
                         except aredis.ResponseError as exc:  # this command's error, not the connection's
                             reply = exc
                     _settle(future, reply)
@@ -122,18 +136,43 @@ class AutoPipeline:
 
 
 # Replies straight from the connection's hiredis reader. redis-py's read_response wraps each reply in
-# four layers of coroutines, timeout and error bookkeeping: ~1.3 µs of CPU per command, a fifth of what
-# a command costs the auto-pipeline (a worker sends five per step). The reader and the stream are
-# redis-py's own, set up by its handshake (protocol, decoding, error classes such as NoScriptError);
-# they are private attributes, so anything unexpected (no hiredis, another parser) takes redis-py's path.
+# four layers of coroutines, timeout and error bookkeeping: ~6,400 more instructions per command (14 % of
+# what a command costs the auto-pipeline, callgrind; a worker sends five per step). The reader and the
+# stream are redis-py's own, set up by its handshake (protocol, decoding, error classes such as
+# NoScriptError), but private: neither redis-py nor hiredis offers the stream, and owning the socket
+# would mean redoing redis-py's handshake (TLS, AUTH or HELLO, SELECT, client name). So they are used
+# only on the releases in SUPPORTED_REDIS and only where they look as expected; anything else (a release
+# outside the range, no hiredis, another parser) takes redis-py's path and says so once in the log.
 _PUSH: type[Any] = getattr(hiredis, "PushNotification", type(None))  # RESP3 out-of-band messages
-_PARSER: type[Any] | None
+_HIREDIS_PARSER: type[Any] | None
 try:
     from redis._parsers.hiredis import NOT_ENOUGH_DATA, _AsyncHiredisParser
 
-    _PARSER = _AsyncHiredisParser
-except ImportError:  # a redis-py that moved them: its own read path serves
-    NOT_ENOUGH_DATA, _PARSER = object(), None
+    _HIREDIS_PARSER = _AsyncHiredisParser
+except ImportError:  # a redis-py that moved them
+    NOT_ENOUGH_DATA, _HIREDIS_PARSER = object(), None
+
+
+def _release(version: str) -> tuple[int, ...]:
+    found = re.search(r"\d+(?:\.\d+)*", version)
+    return tuple(int(part) for part in found.group().split(".")) if found else ()
+
+
+def why_slow_reads(version: str) -> str | None:
+    """Why replies cannot be read straight from hiredis on this redis-py release; None if they can."""
+    low, high = (_release(bound) for bound in SUPPORTED_REDIS.split(","))
+    if not low <= _release(version) < high:
+        return (
+            f"redis-py {version} is outside redis{SUPPORTED_REDIS}, the releases whose internals it was checked against"
+        )
+    if _HIREDIS_PARSER is None:
+        return f"redis-py {version} has no redis._parsers.hiredis._AsyncHiredisParser or NOT_ENOUGH_DATA"
+    return None
+
+
+_SLOW_REASON = why_slow_reads(redis.__version__)
+_PARSER = None if _SLOW_REASON else _HIREDIS_PARSER
+_told = False  # the log says once per process that replies take redis-py's path
 
 
 def _raw_replies(conn: aredis.Connection) -> tuple[Any, asyncio.StreamReader] | None:
@@ -141,9 +180,27 @@ def _raw_replies(conn: aredis.Connection) -> tuple[Any, asyncio.StreamReader] | 
     if _PARSER is None or type(parser) is not _PARSER:
         return None
     reader, stream = getattr(parser, "_reader", None), getattr(parser, "_stream", None)
-    if reader is None or not isinstance(stream, asyncio.StreamReader):
+    if not isinstance(reader, hiredis.Reader) or not isinstance(stream, asyncio.StreamReader):
         return None
     return reader, stream
+
+
+def _slow_reads(conn: aredis.Connection) -> None:
+    global _told
+    if _told:
+        return
+    _told = True
+    parser = getattr(conn, "_parser", None)
+    reason = (
+        _SLOW_REASON
+        or f"the connection's parser ({type(parser).__name__}) is not redis-py's hiredis parser as expected"
+    )
+    log.warning(
+        "Redis replies are read through redis-py's read_response, ~14 %% more CPU per pipelined command: %s. "
+        "The fast path is tested with redis%s (pyproject.toml).",
+        reason,
+        SUPPORTED_REDIS,
+    )
 
 
 async def _read_raw(reader: Any, stream: asyncio.StreamReader) -> Any:
@@ -175,17 +232,16 @@ def _settle(future: asyncio.Future[Any], reply: Any) -> None:
 
 # redis-py's asyncio connections pack commands in Python (its sync ones use hiredis): ~35 µs for a
 # script call with a notification's fields against ~10 µs, 6 % of the API's CPU per intent.
-_HIREDIS = HiredisRespSerializer()
-
-
-class _HiredisPacking:
+class _HiredisPacking(AbstractConnection):
     def pack_command(self, *args: Any) -> list[bytes]:
         if isinstance(args[0], str) and " " not in args[0]:  # not "SCRIPT LOAD", which redis-py splits
             try:
                 return [hiredis.pack_command(args)]
-            except TypeError:  # a bytearray or memoryview (redis-py's serializer copies them) or a bad type
+            except TypeError:  # a bytearray or memoryview, or a type Redis cannot take
                 pass
-        return _HIREDIS.pack(*args)  # type: ignore[no-any-return]
+        # The rare rest goes to redis-py's own packer, whose bytes and errors these must match anyway (its
+        # hiredis serializer, used here before, refused a memoryview that packer takes until redis-py 8.0).
+        return super().pack_command(*args)
 
 
 class _Connection(_HiredisPacking, aredis.Connection):
@@ -209,6 +265,5 @@ _PACKING: dict[type[Any], type[Any]] = {
 
 def hiredis_packing(pool: aredis.ConnectionPool) -> aredis.ConnectionPool:
     """Have the pool's connections pack commands with hiredis (the same bytes; checked by the tests)."""
-    if HIREDIS_AVAILABLE:
-        pool.connection_class = _PACKING.get(pool.connection_class, pool.connection_class)
+    pool.connection_class = _PACKING.get(pool.connection_class, pool.connection_class)
     return pool
