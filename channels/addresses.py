@@ -21,6 +21,7 @@ MASKS: Mapping[Channel, Callable[[str], str]] = {
     Channel.CALL: twilio.mask,
     Channel.PUSH: fcm.mask,
     Channel.SLACK: slack.mask,
+    Channel.WHATSAPP: twilio.mask,
 }
 
 

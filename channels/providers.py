@@ -2,12 +2,14 @@
 
 An explicit factory, no plugin scanning: each section present builds its provider, each
 section absent leaves the channel on the outbox. `call` is served by the voice section.
+Adding a channel is adding its folder (an adapter and its settings) and one line here.
 
     providers:
       email: {host: smtp.example.com, security: starttls, username_env: SMTP_USER,
               password_env: SMTP_PASSWORD, default: {from: "Acme <noreply@acme.example>"}}
       sms:   {default: {messaging_service_sid: MG...}}     # TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN
       voice: {default: {from_number: "+15550100"}}
+      whatsapp: {default: {from_number: "+15550100"}}       # a WhatsApp-enabled Twilio number
       push:  {}                                            # GOOGLE_APPLICATION_CREDENTIALS
       slack: {}                                            # SLACK_BOT_TOKEN
 
@@ -29,9 +31,10 @@ from channels.registry import Registry
 from channels.slack.channel import SlackChannel, SlackSettings
 from channels.twilio.sms import SmsChannel, SmsSettings
 from channels.twilio.voice import VoiceChannel, VoiceSettings
+from channels.twilio.whatsapp import WhatsAppChannel, WhatsAppSettings
 from rules.model import Channel
 
-T = TypeVar("T", SmsSettings, VoiceSettings)
+T = TypeVar("T", SmsSettings, VoiceSettings, WhatsAppSettings)
 
 
 class ProvidersConfig(Section):
@@ -42,6 +45,7 @@ class ProvidersConfig(Section):
     voice: VoiceSettings | None = None
     push: PushSettings | None = None
     slack: SlackSettings | None = None
+    whatsapp: WhatsAppSettings | None = None
 
 
 def build_registry(
@@ -52,7 +56,7 @@ def build_registry(
     environ: Mapping[str, str] | None = None,
 ) -> Registry:
     """The registry for `config`. `public_url` (server.public_url) is where Twilio calls back,
-    unless the sms / voice section sets its own. Raises ProviderConfigError for a section that
+    unless the sms / voice / whatsapp section sets its own. Raises ProviderConfigError for a section that
     cannot work (a missing environment variable or credentials file)."""
     env = os.environ if environ is None else environ
     adapters: dict[Channel, Adapter] = {channel: OutboxChannel(channel, store) for channel in Channel}
@@ -66,6 +70,8 @@ def build_registry(
         adapters[Channel.PUSH] = PushChannel(config.push, env)
     if config.slack:
         adapters[Channel.SLACK] = SlackChannel(config.slack, env)
+    if config.whatsapp:
+        adapters[Channel.WHATSAPP] = WhatsAppChannel(_with_url(config.whatsapp, public_url), env)
     return Registry(adapters)
 
 

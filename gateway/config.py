@@ -313,7 +313,7 @@ def _check_numbers(spec: ConfigFile, problems: Problems) -> None:
                     problems.add(("tenants", name, kind, i), _number_used_twice(number, first, kind))
                 elif kind == "proxy_numbers" and number in senders:
                     problems.add(("tenants", name, kind, i),
-                                 f"{number} is a provider's sender number (providers.sms/voice), not a proxy number")  # fmt: skip
+                                 f"{number} is a provider's sender number (providers.sms/whatsapp/voice), not a proxy number")  # fmt: skip
 
 
 def _number_used_twice(number: str, first: tuple[str, str], kind: str) -> str:
@@ -324,9 +324,9 @@ def _number_used_twice(number: str, first: tuple[str, str], kind: str) -> str:
 
 
 def sender_numbers(providers: ProvidersConfig) -> frozenset[str]:
-    """The numbers Twilio sends texts and places calls from (providers.sms and providers.voice)."""
+    """The numbers Twilio sends texts and places calls from (providers.sms, providers.whatsapp and providers.voice)."""
     found: set[str] = set()
-    for section in (providers.sms, providers.voice):
+    for section in (providers.sms, providers.whatsapp, providers.voice):
         if section is not None:
             found.update(s.from_number for s in (section.default, *section.tenants.values()) if s.from_number)
     return frozenset(found)

@@ -80,6 +80,7 @@ class Person(BaseModel):
         list[Annotated[str, StringConstraints(min_length=1, max_length=4096)]], Field(max_length=20)
     ] = []
     slack: Text | None = None
+    whatsapp: Phone | None = None  # E.164 like `phone`; only this enables `whatsapp` (never `phone`)
     locale: Locale = "en"
     timezone: TimeZoneName | None = None
 
@@ -96,6 +97,8 @@ class Person(BaseModel):
                 return self.push_tokens[0] if self.push_tokens else None
             case Channel.SLACK:
                 return self.slack
+            case Channel.WHATSAPP:  # not `phone`: a number that takes texts need not be on WhatsApp
+                return self.whatsapp
             case _:
                 assert_never(channel)
 

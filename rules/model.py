@@ -20,6 +20,7 @@ class Channel(StrEnum):
     PUSH = "push"
     SLACK = "slack"
     CALL = "call"
+    WHATSAPP = "whatsapp"
 
 
 class StopEvent(StrEnum):

@@ -25,7 +25,7 @@ from rules.yamlpos import MAX_YAML_BYTES, Path, YamlSyntaxError, check_size, for
 TOP_KEYS = ("version", "defaults", "destinations", "policies")
 POLICY_KEYS = ("name", "description", "match", "until", "quiet_hours", "template", "fallback", "steps")
 DEFAULT_KEYS = ("until", "quiet_hours", "fallback")
-PERSON_FIELDS = ("id", "email", "phone", "slack", "locale", "timezone")
+PERSON_FIELDS = ("id", "email", "phone", "slack", "whatsapp", "locale", "timezone")
 WHERE_ROOTS = ("event", "correlation_key", "data.", "recipient.", "counterpart.")
 DEFAULT_UNTIL = (StopEvent.RESPONDED, StopEvent.ACKNOWLEDGED)
 _SLACK_ADDRESS = re.compile(r"^(#[a-z0-9][a-z0-9_-]{0,79}|[CGUD][A-Z0-9]{6,})$")
@@ -200,8 +200,10 @@ def _address_ok(p: Problems, path: Path, channel: Channel, address: Any) -> bool
         problem = "a Slack channel (#name) or a Slack channel or user id (C…, U…)"
     elif channel is Channel.EMAIL and not _EMAIL.match(address):
         problem = "an email address"
-    elif channel in (Channel.SMS, Channel.CALL) and not is_e164(address):
+    elif channel in (Channel.SMS, Channel.CALL, Channel.WHATSAPP) and not is_e164(address):
         problem = "a phone number in E.164 form, e.g. +14155550123"
+        if channel is Channel.WHATSAPP and address.startswith("whatsapp:"):
+            problem += ", without the whatsapp: prefix"
     if problem:
         p.add(path, f"invalid {channel} address {address!r} (expected {problem})")
         return False

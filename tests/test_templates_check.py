@@ -89,7 +89,7 @@ def test_unprovided_variables_are_warnings_not_errors(capsys: pytest.CaptureFixt
     assert (code, out) == (0, f"{rules}: ok: 1 policy (ping)\n")
     assert err.splitlines() == [
         f"{stray}:1:1: warning: not a part file (expected one of call.txt, email.html, email.subject.txt, email.txt, "
-        "push.body.txt, push.data.yaml, push.title.txt, slack.blocks.json, slack.txt, sms.txt)",
+        "push.body.txt, push.data.yaml, push.title.txt, slack.blocks.json, slack.txt, sms.txt, whatsapp.txt)",
         f"{sms}:1:1: warning: data.price is used but no example intent provides it (example.json)",
         f"{sms}:3:1: warning: 'listing' is undefined (a template can use event, data, recipient, counterpart, to)",
         f"{sms}:3:1: warning: recipient.phone is never available (a template sees only id, locale, timezone of a person)",

@@ -9,6 +9,11 @@ Limits (docs/templates.md):
   most 2048 bytes as JSON, keys not reserved by FCM.
 - Slack: text at most 4000 characters; blocks at most 50, a section's text at
   most 3000 characters, at most 10 fields of 2000, a header's text 150.
+- WhatsApp: body at most 1600 characters. WhatsApp itself takes 4096 in a text message,
+  but Parley sends through Twilio's Messages API, whose `Body` is at most 1600 characters
+  (its published contract; error 21617 beyond). The body is whatsapp.txt, or sms.txt
+  when the locale folder has no whatsapp.txt (rules.catalog.BORROWS); SMS segment
+  options do not apply to it.
 - Email subject and push title are one line: whitespace runs become one space.
 """
 
@@ -35,6 +40,7 @@ SLACK_SECTION_TEXT_MAX = 3000
 SLACK_FIELDS_MAX = 10
 SLACK_FIELD_TEXT_MAX = 2000
 SLACK_HEADER_MAX = 150
+WHATSAPP_BODY_MAX = 1600
 ONE_LINE = {Channel.EMAIL: "subject", Channel.PUSH: "title"}
 
 
@@ -48,6 +54,8 @@ def finish(channel: Channel, parts: dict[str, str], sms: SmsOptions) -> SmsInfo 
     if channel is Channel.PUSH:
         _at_most("push title", parts["title"], PUSH_TITLE_MAX)
         _at_most("push body", parts["body"], PUSH_BODY_MAX)
+    if channel is Channel.WHATSAPP:
+        _at_most("whatsapp body", parts["body"], WHATSAPP_BODY_MAX)
     if channel is Channel.SLACK:
         _at_most("slack text", parts["text"], SLACK_TEXT_MAX)
         if "blocks" in parts:

@@ -27,7 +27,7 @@ from channels.rendering.formatting import formatting
 from channels.rendering.sandbox import Render
 from channels.rendering.sms_encoding import SmsInfo
 from channels.rendering.templating import PART_FILES, Environments, RenderError, line_of, required
-from rules.catalog import PARTS
+from rules.catalog import PARTS, expected_files, sources
 from rules.intent import Intent, Person
 from rules.model import Channel
 from rules.template_options import DEFAULT_LOCALE, OptionsError, TemplateOptions, read_options
@@ -136,17 +136,18 @@ class Renderer:
         return Rendered(template, channel, chosen, parts, sms)
 
     def pick_locale(self, template: str, channel: Channel, wanted: str, default: str) -> str:
-        """The first locale folder in the fallback chain that has every required part of `channel`."""
+        """The first locale folder in the fallback chain that has every required part of `channel` (or of the
+        channel it borrows from: rules.catalog.BORROWS)."""
         scanned = self._folder(template)
         picked = scanned.picked.get((channel, wanted, default))
         if picked is not None:  # kept with the scan: a changed folder is scanned afresh
             return picked
         for tag in locale_chain(wanted, default):
             found = scanned.locales.get(_norm(tag))
-            if found and all(f"{found}/{file}" in scanned.files for file in required(channel)):
+            if found and _source(scanned, found, channel) is not None:
                 scanned.picked[(channel, wanted, default)] = found
                 return found
-        files = " and ".join(required(channel))
+        files = expected_files(channel)
         raise RenderError(
             f"template {template!r} has no {channel} part ({files}) for locale {wanted!r} or its fallbacks "
             f"({', '.join(locale_chain(wanted, default))})"
@@ -174,7 +175,7 @@ class Renderer:
     def _parts(self, template: str, locale: str, channel: Channel, context: dict[str, Any]) -> dict[str, str]:
         scanned = self._folder(template)
         rendered: dict[str, str] = {}
-        for part, file in PARTS[channel].items():
+        for part, file in PARTS[_source(scanned, locale, channel) or channel].items():
             if f"{locale}/{file}" not in scanned.files:
                 continue
             name = f"{template}/{locale}/{file}"
@@ -224,6 +225,15 @@ class Renderer:
             except TemplateError as exc:
                 raise RenderError(f"{name}: {key}: {exc.message or type(exc).__name__}") from None
         return limits.push_data(rendered)
+
+
+def _source(scanned: _Folder, locale: str, channel: Channel) -> Channel | None:
+    """Whose part files a `channel` message is made of in this locale folder: its own when it has them all,
+    else those of the channel it borrows from (whatsapp.txt, else sms.txt); None when neither is complete."""
+    for source in sources(channel):
+        if all(f"{locale}/{file}" in scanned.files for file in required(source)):
+            return source
+    return None
 
 
 def _scan(folder: Path) -> tuple[Signature, dict[str, str], frozenset[str]]:

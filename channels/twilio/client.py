@@ -1,4 +1,4 @@
-"""What SMS and voice share: Twilio settings, the client, running it off the event loop, and
+"""What SMS, WhatsApp and voice share: Twilio settings, the client, running it off the event loop, and
 the one table that classifies Twilio's errors.
 
 The twilio SDK is synchronous; a create call runs in a worker thread (asyncio.to_thread).
@@ -65,7 +65,7 @@ def classify(status: int, code: int | None, message: str, retry_after_s: float |
 
 
 class TwilioSender(Section):
-    """Who a message comes from: a number, or (SMS only) a Messaging Service that picks one."""
+    """Who a message comes from: a number, or (texts only: SMS, WhatsApp) a Messaging Service that picks one."""
 
     from_number: Annotated[str, Field(pattern=E164.pattern)] | None = None
     messaging_service_sid: Annotated[str, Field(pattern=r"^MG[0-9a-fA-F]{32}$")] | None = None
@@ -76,14 +76,17 @@ class TwilioSender(Section):
             raise ValueError("give exactly one of from_number and messaging_service_sid")
         return self
 
-    def params(self) -> dict[str, str]:
+    def params(self, prefix: str = "") -> dict[str, str]:
+        """`from_`, written as a channel address with `prefix` (`whatsapp:`), or the Messaging Service,
+        which picks a sender of its pool for the channel `To` names."""
         if self.messaging_service_sid:
             return {"messaging_service_sid": self.messaging_service_sid}
-        return {"from_": self.from_number or ""}
+        return {"from_": prefix + (self.from_number or "")}
 
 
 class TwilioSettings(Section):
-    """Shared by `providers.sms` and `providers.voice`. Credentials: `*_env` name environment variables."""
+    """Shared by `providers.sms`, `providers.whatsapp` and `providers.voice`. Credentials: `*_env` name
+    environment variables."""
 
     account_sid_env: str = "TWILIO_ACCOUNT_SID"
     auth_token_env: str = "TWILIO_AUTH_TOKEN"
@@ -124,14 +127,18 @@ class Twilio:
     """A Twilio client and how to call it without blocking the event loop or raising."""
 
     def __init__(
-        self, settings: TwilioSettings, environ: Mapping[str, str], http_client: RecordingHttpClient | None = None
+        self,
+        settings: TwilioSettings,
+        environ: Mapping[str, str],
+        http_client: RecordingHttpClient | None = None,
+        *,
+        section: str,  # `providers.sms`, ...: named in the error about a missing variable
     ) -> None:
-        what = "providers.sms/voice"
         self.timeout = settings.timeout
         self.http = http_client or RecordingHttpClient(settings.timeout)
         self.client = Client(
-            env_secret(environ, settings.account_sid_env, what),
-            env_secret(environ, settings.auth_token_env, what),
+            env_secret(environ, settings.account_sid_env, section),
+            env_secret(environ, settings.auth_token_env, section),
             http_client=self.http,
         )
 

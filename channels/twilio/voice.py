@@ -5,7 +5,7 @@ notification and attempt in its query), or, with `inline_twiml: true`, is the re
 `speech` part as TwiML `<Say>` in the request itself (no webhook needed, no keypad menu).
 A send is ACCEPTED with the Call SID; the status callback reports how the call ended
 (completed / busy / no-answer / failed / canceled).
-Errors use the same Twilio table as SMS.
+Errors use the same Twilio table as SMS and WhatsApp.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class VoiceChannel:
         if not settings.inline_twiml and not settings.public_url:
             raise ProviderConfigError("providers.voice: set public_url (or server.public_url), or inline_twiml: true")
         self.settings = settings
-        self.twilio = Twilio(settings, environ, http_client)
+        self.twilio = Twilio(settings, environ, http_client, section="providers.voice")
 
     async def send(self, message: Message) -> SendResult:
         if not E164.match(message.address):

@@ -131,7 +131,8 @@ async def _opted_out(rt: Runtime, stored: Stored, action: Planned, address: str 
 
 async def _after_permanent(rt: Runtime, stored: Stored, delivery: Delivery, address: str, result: SendResult) -> None:
     """What a permanent failure teaches us about the address: an opt-out, or a dead push token."""
-    if result.reason is Reason.OPTED_OUT:
+    if result.reason is Reason.OPTED_OUT and delivery.channel in (Channel.SMS, Channel.CALL):
+        # Twilio's STOP list is per sender and channel: a WhatsApp opt-out says nothing of texts and calls.
         await rt.store.opt_out(stored.tenant, address, True)
     elif result.reason is Reason.TOKEN_INVALID and delivery.channel is Channel.PUSH:
         who = person(stored.intent, delivery.target)

@@ -19,7 +19,7 @@ from rules.status import DeliveryStatus, NotificationStatus
 # Channels whose provider sends receipts (Twilio's status callbacks for texts and calls): only their
 # provider ids are indexed for the webhooks to find the attempt. FCM, SMTP and Slack send none; an
 # index entry per push or email was ~136 bytes of every active notification.
-RECEIPTS = frozenset({Channel.SMS, Channel.CALL})
+RECEIPTS = frozenset({Channel.SMS, Channel.CALL, Channel.WHATSAPP})
 
 
 class Delivery(BaseModel):

@@ -10,7 +10,7 @@ from rules.model import Channel
 
 PERSON = Person(
     id="seller-42", email="seller@example.com", phone="+14155550123", push_tokens=["fcm-token-abcdef123456"],
-    slack="#ops",
+    slack="#ops", whatsapp="+4915112345678",
 )  # fmt: skip
 ADDRESSES = {
     Channel.EMAIL: "seller@example.com",
@@ -18,8 +18,15 @@ ADDRESSES = {
     Channel.CALL: "+14155550123",
     Channel.PUSH: "fcm-token-abcdef123456",
     Channel.SLACK: "#ops",
+    Channel.WHATSAPP: "+4915112345678",
 }
-PRIVATE = {Channel.EMAIL, Channel.SMS, Channel.CALL, Channel.PUSH}  # contact data; a Slack channel name is not
+PRIVATE = {
+    Channel.EMAIL,
+    Channel.SMS,
+    Channel.CALL,
+    Channel.PUSH,
+    Channel.WHATSAPP,
+}  # contact data; a Slack channel name is not
 
 
 def test_every_channel_reads_its_own_address_of_a_person() -> None:
