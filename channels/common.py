@@ -7,14 +7,11 @@ variable once, when it is built, and fails then if it is missing (`ProviderConfi
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 from pydantic import BaseModel, ConfigDict
-
-E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 
 
 class ProviderConfigError(Exception):

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from channels.providers import ProvidersConfig
 from gateway.access import DEFAULT_ROLES, ApiKey, KeyRing, Role, Tenant, hash_key
 from rules.durations import parse_duration
+from rules.phone import OwnNumber
 from rules.problems import Problem, Problems, RulesError
 from rules.yamlpos import YamlSyntaxError, load_located
 
@@ -97,8 +98,8 @@ class TenantSpec(_Strict):
     keys: list[KeySpec] = []
     admin: bool = False  # an operator tenant: its keys with the admin role may reload the rules
     rate_limits: RateLimitSpec | None = None  # replaces server.rate_limits' values for this tenant
-    numbers: list[Annotated[str, Field(pattern=r"^\+[1-9][0-9]{6,14}$")]] = []  # its sender numbers (replies)
-    proxy_numbers: list[Annotated[str, Field(pattern=r"^\+[1-9][0-9]{6,14}$")]] = []  # masking pool
+    numbers: list[OwnNumber] = []  # its sender numbers (replies)
+    proxy_numbers: list[OwnNumber] = []  # masking pool
 
 
 class WebhookSpec(_Strict):

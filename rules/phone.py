@@ -1,17 +1,26 @@
-"""Phone numbers: the one place that decides what a valid number is (E.164, checked by phonenumbers).
+"""Phone numbers: the one place that decides what a valid number is.
 
-Intents, rules files, provider settings, masking pools and the adapters all ask here, so a number one
-of them accepts is never refused by another.
+Two checks, each used everywhere it applies:
+- a person's number (intents, rules files' destinations, masked-session participants) must be a valid
+  number written in E.164 (`e164`, phonenumbers' metadata): a typo is caught before anything is sent;
+- a number of ours (tenants' reply numbers, proxy pools, provider senders: `OwnNumber`) and the address
+  an adapter is about to call must have E.164's shape (`SHAPE`): the provider decides whether it works,
+  and its test numbers (+15550100...) are not in phonenumbers' metadata.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import re
+from typing import Annotated
 
 import phonenumbers
+from pydantic import Field
 
 EXAMPLE = "+14155550123"
+SHAPE = re.compile(r"^\+[1-9][0-9]{6,14}$")
+OwnNumber = Annotated[str, Field(pattern=SHAPE.pattern)]
 
 
 @functools.lru_cache(maxsize=4096)  # parsing a number is slow and the same ones come back; errors are not cached

@@ -22,7 +22,8 @@ from twilio.http.response import Response
 from twilio.rest import Client
 
 from channels.base import LEASE_ENDING, Outcome, Reason, SendResult, too_late
-from channels.common import E164, Section, env_secret, header, retry_after
+from channels.common import Section, env_secret, header, retry_after
+from rules.phone import OwnNumber
 
 STATUS_PATH = "/webhooks/twilio/status"
 
@@ -67,7 +68,7 @@ def classify(status: int, code: int | None, message: str, retry_after_s: float |
 class TwilioSender(Section):
     """Who a message comes from: a number, or (texts only: SMS, WhatsApp) a Messaging Service that picks one."""
 
-    from_number: Annotated[str, Field(pattern=E164.pattern)] | None = None
+    from_number: OwnNumber | None = None
     messaging_service_sid: Annotated[str, Field(pattern=r"^MG[0-9a-fA-F]{32}$")] | None = None
 
     @model_validator(mode="after")

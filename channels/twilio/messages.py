@@ -15,9 +15,9 @@ from typing import Any, Generic, TypeVar
 from twilio.rest import Client
 
 from channels.base import Message, Outcome, Reason, SendResult
-from channels.common import E164
 from channels.twilio.client import STATUS_PATH, RecordingHttpClient, Twilio, TwilioSettings
 from rules.model import Channel
+from rules.phone import SHAPE
 
 S = TypeVar("S", bound=TwilioSettings)
 
@@ -35,7 +35,7 @@ class MessagesChannel(Generic[S]):
         self.twilio = Twilio(settings, environ, http_client, section=self.section)
 
     async def send(self, message: Message) -> SendResult:
-        if not E164.match(message.address):
+        if not SHAPE.match(message.address):
             return SendResult.failed(Outcome.PERMANENT, "not an E.164 number", Reason.ADDRESS_INVALID)
         params = self.params(message)
 

@@ -18,9 +18,10 @@ from twilio.rest import Client
 from twilio.twiml.voice_response import VoiceResponse
 
 from channels.base import Message, Outcome, Reason, SendResult
-from channels.common import E164, ProviderConfigError
+from channels.common import ProviderConfigError
 from channels.twilio.client import STATUS_PATH, RecordingHttpClient, Twilio, TwilioSettings
 from rules.model import Channel
+from rules.phone import SHAPE
 
 VOICE_PATH = "/webhooks/twilio/voice/outbound"
 
@@ -52,7 +53,7 @@ class VoiceChannel:
         self.twilio = Twilio(settings, environ, http_client, section="providers.voice")
 
     async def send(self, message: Message) -> SendResult:
-        if not E164.match(message.address):
+        if not SHAPE.match(message.address):
             return SendResult.failed(Outcome.PERMANENT, "not an E.164 number", Reason.ADDRESS_INVALID)
         params = self.params(message)
 

@@ -85,13 +85,14 @@ def test_no_session_starts_that_the_lease_could_end_during() -> None:
 
 
 def test_the_lease_is_asked_after_waiting_for_a_session() -> None:
-    # One session at a time, each 0.5 s: the second message gets its session 0.5 s later, when
-    # a 1 s timeout no longer fits in the 1.2 s that were left when both were handed over.
-    mailbox = Mailbox(delay=0.5)
-    controller, channel = run_smtp(mailbox, max_sessions=1, timeout=1)
+    # One session at a time, each 1 s: the second message gets its session 1 s later, when a 2 s
+    # timeout no longer fits in the 2.6 s that were left when both were handed over. The first has
+    # 0.6 s to open its session (0.2 s was too little on a loaded machine).
+    mailbox = Mailbox(delay=1.0)
+    controller, channel = run_smtp(mailbox, max_sessions=1, timeout=2)
 
     async def both() -> tuple[SendResult, SendResult]:
-        deadline = time.monotonic() + 1.2
+        deadline = time.monotonic() + 2.6
         return await asyncio.gather(
             channel.send(email("a@example.org", deadline)), channel.send(email("b@example.org", deadline))
         )
