@@ -12,7 +12,7 @@ import redis
 from bench.env import Env
 from bench.scenario import LATER_WAIT_MS, TENANT, intent_json
 from gateway.config import load_settings
-from gateway.http.app import notification_fields
+from gateway.http.notifications import notification_fields
 from gateway.rulesets import RulesHolder
 from gateway.state import keys
 from gateway.state.store import Store

@@ -16,15 +16,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated
-from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from channels.addresses import mask
-from channels.twilio.signature import twilio_form
-from channels.webhooks import public_url
+from channels.twilio.signature import VOICE_PREFIX, Ref, TwilioHooks, xml
 from masking import twiml
 from masking.model import Interaction, Session
 from masking.store import MaskingStore
@@ -32,32 +29,9 @@ from masking.telephony import Telephony
 from rules.model import Channel
 
 log = logging.getLogger("parley.masking")
-PREFIX = "/webhooks/twilio/voice"
-Ref = Annotated[str, Query(max_length=64)]  # our own ids, echoed back by Twilio in the callback URL
 # A text relayed in a session with a correlation key counts as a response to that conversation's
 # notifications: (tenant, correlation key, when) -> the gateway stops them.
 OnResponse = Callable[[str, str, datetime], Awaitable[None]]
-
-
-def xml(body: str) -> Response:
-    return Response(body, media_type="application/xml")
-
-
-@dataclass(frozen=True)
-class TwilioHooks:
-    """How our Twilio webhooks are checked and addressed: the account's auth token, and
-    server.public_url (the URL Twilio calls; None: the URL each request arrived on)."""
-
-    auth_token: str | None
-    public_url: str | None
-
-    async def signed_form(self, request: Request) -> dict[str, str]:
-        return await twilio_form(request, self.auth_token, self.public_url)
-
-    def callback(self, request: Request, path: str, **query: str) -> str:
-        """One of our voice webhooks' URLs, its query encoded (an id may hold `&`, `#`, spaces...)."""
-        base = public_url(request, self.public_url).split("/webhooks/")[0]
-        return f"{base}{PREFIX}/{path}?{urlencode(query)}"
 
 
 @dataclass(frozen=True)
@@ -69,7 +43,7 @@ class VoiceRelay:
     on_response: OnResponse
 
     def router(self) -> APIRouter:
-        router = APIRouter(prefix=PREFIX, tags=["webhooks"])
+        router = APIRouter(prefix=VOICE_PREFIX, tags=["webhooks"])
         router.add_api_route("", self.inbound_call, methods=["POST"])
         router.add_api_route("/dial-status", self.dial_status, methods=["POST"])
         router.add_api_route("/recording", self.recording, methods=["POST"])

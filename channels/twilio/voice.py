@@ -20,10 +20,11 @@ from twilio.twiml.voice_response import VoiceResponse
 from channels.base import Message, Outcome, Reason, SendResult
 from channels.common import ProviderConfigError
 from channels.twilio.client import STATUS_PATH, RecordingHttpClient, Twilio, TwilioSettings
+from channels.twilio.signature import VOICE_PREFIX
 from rules.model import Channel
 from rules.phone import SHAPE
 
-VOICE_PATH = "/webhooks/twilio/voice/outbound"
+VOICE_PATH = f"{VOICE_PREFIX}/outbound"  # served by gateway/http/escalation_calls.py
 
 
 class VoiceSettings(TwilioSettings):

@@ -17,9 +17,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from channels.rendering.render import Renderer, RenderError
+from channels.twilio.signature import VOICE_PREFIX, Ref, TwilioHooks, xml
 from gateway.state.store import Store
 from masking import twiml
-from masking.voice import PREFIX, Ref, TwilioHooks, xml
 from rules.engine import person
 from rules.model import Channel, StopEvent
 
@@ -34,7 +34,7 @@ class EscalationCalls:
     clock: Callable[[], datetime]
 
     def router(self) -> APIRouter:
-        router = APIRouter(prefix=PREFIX, tags=["webhooks"])
+        router = APIRouter(prefix=VOICE_PREFIX, tags=["webhooks"])
         router.add_api_route("/outbound", self.escalation_answered, methods=["POST"])
         router.add_api_route("/outbound/press", self.escalation_pressed, methods=["POST"])
         return router

@@ -11,13 +11,14 @@ from datetime import datetime
 
 from fastapi import FastAPI
 
+from channels.twilio.signature import TwilioHooks
 from gateway.config import Settings
 from gateway.http.sessions import SessionsApi
 from gateway.state.audit import AuditLog
 from gateway.state.store import Store
 from masking.store import MaskingStore
 from masking.telephony import OutboxTelephony, Telephony
-from masking.voice import TwilioHooks, VoiceRelay
+from masking.voice import VoiceRelay
 from rules.model import StopEvent
 
 log = logging.getLogger("parley.masking")
