@@ -25,7 +25,7 @@ from gateway.http.escalation_calls import EscalationCalls
 from gateway.http.jsonbody import JsonBodies
 from gateway.http.notifications import NotificationsApi
 from gateway.http.ratelimit import RateLimiter
-from gateway.http.templates import templates_router
+from gateway.http.templates import TemplatesApi
 from gateway.http.webhooks import SlackUpdater
 from gateway.rulesets import RulesHolder
 from gateway.state.audit import AuditLog
@@ -77,7 +77,7 @@ def create_app(
 
     # The hot endpoint's router first: routes are matched in order.
     app.include_router(NotificationsApi(store, holder, now).router())
-    app.include_router(templates_router(settings))
+    app.include_router(TemplatesApi(Renderer(settings.templates_dir)).router())
     masking = masking_routes.install(app, settings, store, now, telephony, audit_log)
     webhooks.install_forbidden(app)
     hooks = webhooks.ProviderWebhooks(settings, store, now, masking.relay, slack_acknowledged)

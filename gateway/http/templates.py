@@ -7,13 +7,13 @@
 
 # No `from __future__ import annotations`: FastAPI reads the route's annotations where it is defined.
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict
 
 from channels.rendering.render import Renderer, RenderError, UnknownTemplate
-from gateway.config import Settings
 from gateway.http.auth import Previewer
 from gateway.http.errors import ApiError
 from gateway.http.openapi import error_responses
@@ -29,21 +29,24 @@ class PreviewIn(BaseModel):
     intent: Intent
 
 
-def templates_router(settings: Settings) -> APIRouter:
+@dataclass(frozen=True)
+class TemplatesApi:
+    renderer: Renderer  # its own, re-reading changed template files (the workers' have their own)
 
-    router = APIRouter()
-    renderer = Renderer(settings.templates_dir)
+    def router(self) -> APIRouter:
+        router = APIRouter()
+        router.add_api_route(
+            "/v1/templates/{name}/preview", self.preview_template, methods=["POST"], responses=error_responses(404)
+        )
+        return router
 
-    @router.post("/v1/templates/{name}/preview", responses=error_responses(404))
     def preview_template(
-        name: Annotated[str, Path(max_length=128, examples=["inquiry-new"])], body: PreviewIn, who: Previewer
+        self, name: Annotated[str, Path(max_length=128, examples=["inquiry-new"])], body: PreviewIn, who: Previewer
     ) -> dict[str, Any]:
         try:
-            rendered = renderer.render(name, body.channel, body.intent, None, locale=body.locale)
+            rendered = self.renderer.render(name, body.channel, body.intent, None, locale=body.locale)
         except UnknownTemplate:
             raise ApiError(404, "not_found", f"unknown template {name!r}") from None
         except RenderError as exc:
             raise ApiError(422, "render_failed", str(exc)) from None
         return rendered.as_dict()
-
-    return router
