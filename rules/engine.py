@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from rules.intent import Intent, Person
@@ -37,6 +38,30 @@ class AttemptReason(StrEnum):
     QUIET_HOURS = "quiet_hours"  # deferred past the recipient's quiet hours
     OPTED_OUT = "opted_out"  # skipped: the number sent STOP (decided by the worker)
     STOPPED = "stopped"  # not handed over: the notification stopped meanwhile (decided by the worker)
+
+
+class Recorded(Protocol):
+    """An attempt as the engine reads it. The state store's record of an attempt
+    (gateway/state/records.py `Delivery`, also what the API shows) is passed as it is, so an attempt
+    has one shape from the store to the engine to the API; `Attempt` below is the engine's own, for
+    the skips it resolves itself, `parley simulate` and tests."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def step(self) -> int: ...
+    @property
+    def run(self) -> int: ...
+    @property
+    def channel(self) -> Channel: ...
+    @property
+    def status(self) -> DeliveryStatus: ...
+    @property
+    def at(self) -> datetime: ...  # when it was performed
+    @property
+    def updated_at(self) -> datetime: ...  # when the status last changed (a failure is known from then)
+    @property
+    def primary(self) -> bool: ...  # False for fallbacks and first_of follow-ups
 
 
 # The engine's values are plain frozen dataclasses, not pydantic models: they are built from data
@@ -69,7 +94,7 @@ class Event:
 @dataclass(frozen=True, slots=True)
 class State:
     started_at: datetime
-    attempts: tuple[Attempt, ...] = ()
+    attempts: tuple[Recorded, ...] = ()
     events: tuple[Event, ...] = ()
 
 
@@ -177,7 +202,7 @@ def _plan_once(policy: Policy, intent: Intent, state: State, now: datetime) -> P
     stop = stopping_event(policy, state)
     if stop is not None:
         return Plan(final=Final(status=NotificationStatus.STOPPED, at=stop.at, reason=stop.type))
-    runs: dict[tuple[int, int], list[Attempt]] = {}
+    runs: dict[tuple[int, int], list[Recorded]] = {}
     for attempt in state.attempts:
         runs.setdefault((attempt.step, attempt.run), []).append(attempt)
     cursor, waited = state.started_at, None
@@ -264,7 +289,7 @@ def _planned(
 
 
 def _unstarted(
-    policy: Policy, intent: Intent, step: Action, index: int, run: int, recorded: list[Attempt], ran: datetime
+    policy: Policy, intent: Intent, step: Action, index: int, run: int, recorded: list[Recorded], ran: datetime
 ) -> list[Planned]:
     if step.kind == "first_of":
         return []  # its first channel is recorded; the rest are follow-ups
@@ -276,12 +301,12 @@ def _unstarted(
 
 
 def _follow_ups(
-    policy: Policy, intent: Intent, step: Action, index: int, run: int, recorded: list[Attempt], now: datetime
+    policy: Policy, intent: Intent, step: Action, index: int, run: int, recorded: list[Recorded], now: datetime
 ) -> tuple[list[Planned], list[datetime]]:
     """Fallbacks (send/call) or the next channel (first_of) for attempts that did not get through."""
     used = {a.channel: a for a in recorded}
     primaries = set(step.channels) if step.kind != "first_of" else set()
-    wanted: list[tuple[Channel, Attempt, AttemptReason]] = []
+    wanted: list[tuple[Channel, Recorded, AttemptReason]] = []
     if step.kind == "first_of":
         for current, following in zip(step.channels, step.channels[1:], strict=False):
             attempt = used.get(current)

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict
 from pydantic_core import PydanticUndefined
 
 from rules.durations import from_ms
-from rules.engine import Attempt, AttemptReason, Event, Kind, Planned, State
+from rules.engine import AttemptReason, Event, Kind, Planned, State
 from rules.intent import TRUSTED, Intent
 from rules.model import RECIPIENT, Channel, StopEvent
 from rules.status import DeliveryStatus, NotificationStatus
@@ -77,12 +77,6 @@ class Delivery(BaseModel):
         exclude = {"key"} | {name for name, default in _SET_DEFAULTS if getattr(self, name) == default}
         return self.model_dump_json(exclude_none=True, exclude=exclude)
 
-    def attempt(self) -> Attempt:
-        return Attempt(
-            step=self.step, run=self.run, channel=self.channel, status=self.status,
-            at=self.at, updated_at=self.updated_at, primary=self.primary, reason=self.reason,
-        )  # fmt: skip
-
 
 _BLANK = Delivery.model_construct(
     step=0, run=0, channel=Channel.EMAIL, template="", status=DeliveryStatus.PENDING,
@@ -118,7 +112,7 @@ class Stored:
     def state(self) -> State:
         return State(
             started_at=self.started_at,
-            attempts=tuple(d.attempt() for d in self.deliveries.values()),
+            attempts=tuple(self.deliveries.values()),  # the records themselves (rules.engine.Recorded)
             events=tuple(self.events),
         )
 
