@@ -29,6 +29,7 @@ from channels.fcm.channel import PushChannel, PushSettings
 from channels.outbox.channel import OutboxChannel, OutboxStore
 from channels.registry import Registry
 from channels.slack.channel import SlackChannel, SlackSettings
+from channels.twilio.client import TwilioSettings
 from channels.twilio.sms import SmsChannel, SmsSettings
 from channels.twilio.voice import VoiceChannel, VoiceSettings
 from channels.twilio.whatsapp import WhatsAppChannel, WhatsAppSettings
@@ -46,6 +47,16 @@ class ProvidersConfig(Section):
     push: PushSettings | None = None
     slack: SlackSettings | None = None
     whatsapp: WhatsAppSettings | None = None
+
+    def sender_numbers(self) -> frozenset[str]:
+        """The numbers Twilio sends texts and messages and places calls from, in every Twilio section:
+        no tenant may use one as a reply or proxy number (gateway/config.py)."""
+        found: set[str] = set()
+        for name in type(self).model_fields:
+            section = getattr(self, name)
+            if isinstance(section, TwilioSettings):
+                found.update(s.from_number for s in (section.default, *section.tenants.values()) if s.from_number)
+        return frozenset(found)
 
 
 def build_registry(

@@ -207,7 +207,7 @@ class Settings:
 
     @functools.cached_property
     def _reserved_numbers(self) -> frozenset[str]:
-        return sender_numbers(self.providers).union(*(t.numbers for t in self.tenants.values()))
+        return self.providers.sender_numbers().union(*(t.numbers for t in self.tenants.values()))
 
     def tenant_for_key(self, key: str) -> Tenant | None:
         found = self.keyring.find(key)
@@ -305,7 +305,7 @@ def _check_numbers(spec: ConfigFile, problems: Problems) -> None:
     notifications, a proxy number routes them to a masked session. Listed twice, a text to it would
     reach the wrong place, or the wrong tenant."""
     uses: dict[str, tuple[str, str]] = {}  # number -> (tenant, "numbers" | "proxy_numbers"), as first listed
-    senders = sender_numbers(spec.providers)
+    senders = spec.providers.sender_numbers()
     for name, tenant in spec.tenants.items():
         for kind in ("numbers", "proxy_numbers"):
             for i, number in enumerate(getattr(tenant, kind)):
@@ -322,15 +322,6 @@ def _number_used_twice(number: str, first: tuple[str, str], kind: str) -> str:
         return f"{number} already belongs to tenant {first[0]!r}; replies could not be routed"
     return (f"{number} is already in {first[1]} of tenant {first[0]!r}; a number is one tenant's reply number "
             "or in one tenant's masking pool, never both")  # fmt: skip
-
-
-def sender_numbers(providers: ProvidersConfig) -> frozenset[str]:
-    """The numbers Twilio sends texts and places calls from (providers.sms, providers.whatsapp and providers.voice)."""
-    found: set[str] = set()
-    for section in (providers.sms, providers.whatsapp, providers.voice):
-        if section is not None:
-            found.update(s.from_number for s in (section.default, *section.tenants.values()) if s.from_number)
-    return frozenset(found)
 
 
 def _api_key(key: KeySpec, digest: str, operator: bool) -> ApiKey:

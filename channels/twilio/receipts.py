@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from rules.model import Channel
 from rules.status import DeliveryStatus
+
+# The channels whose messages Twilio reports on through the status callback: their provider ids are
+# indexed so a receipt finds its attempt (gateway/state/store.py). A new Twilio channel adds itself here.
+RECEIPT_CHANNELS = frozenset({Channel.SMS, Channel.CALL, Channel.WHATSAPP})
 
 # Twilio's MessageStatus / CallStatus values -> our delivery status (None: nothing to record)
 TWILIO_STATUS: dict[str, DeliveryStatus | None] = {

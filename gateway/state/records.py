@@ -10,16 +10,17 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 from pydantic_core import PydanticUndefined
 
+from channels.twilio import receipts as twilio_receipts
 from rules.durations import from_ms
 from rules.engine import AttemptReason, Event, Kind, Planned, State
 from rules.intent import TRUSTED, Intent
 from rules.model import RECIPIENT, Channel, StopEvent
 from rules.status import DeliveryStatus, NotificationStatus
 
-# Channels whose provider sends receipts (Twilio's status callbacks for texts and calls): only their
-# provider ids are indexed for the webhooks to find the attempt. FCM, SMTP and Slack send none; an
-# index entry per push or email was ~136 bytes of every active notification.
-RECEIPTS = frozenset({Channel.SMS, Channel.CALL, Channel.WHATSAPP})
+# Channels whose provider sends receipts, declared by each provider's folder: only their provider ids are
+# indexed for the webhooks to find the attempt. FCM, SMTP and Slack send none; an index entry per push
+# or email was ~136 bytes of every active notification.
+RECEIPTS = twilio_receipts.RECEIPT_CHANNELS
 
 
 class Delivery(BaseModel):
