@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
+import redis
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -33,6 +34,7 @@ from gateway.state.store import Store
 from masking.telephony import Telephony
 
 log = logging.getLogger("parley.api")
+STORE_RETRY_AFTER_S = 1  # Redis restarts in about a second; a longer outage answers 503 again
 Clock = Callable[[], datetime]
 
 
@@ -103,6 +105,19 @@ def _errors(app: FastAPI) -> None:
         headers = exc.extra.pop("headers", None)
         return JSONResponse(
             {"error": exc.error, "message": exc.message, **exc.extra}, status_code=exc.status, headers=headers
+        )
+
+    @app.exception_handler(redis.ConnectionError)  # BusyLoadingError (Redis loading its data) is one too
+    @app.exception_handler(redis.TimeoutError)
+    @app.exception_handler(ConnectionError)  # the auto-pipeline's socket, before redis-py wraps it
+    async def store_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        # Nothing was accepted: a client that retries after Retry-After loses nothing (an intent with
+        # an Idempotency-Key is created once however often it is sent).
+        log.warning("%s %s: Redis unavailable (%s); answered 503", request.method, request.url.path, exc)
+        return JSONResponse(
+            {"error": "store_unavailable", "message": "the state store (Redis) is unavailable; retry shortly"},
+            status_code=503,
+            headers={"Retry-After": str(STORE_RETRY_AFTER_S)},
         )
 
     httperrors.install(app)

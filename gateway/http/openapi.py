@@ -5,8 +5,8 @@ so a route added later is documented too: /v1 routes need a key (401), its role 
 rate limits (429 with Retry-After); every route refuses an over-large body (413, gateway.http.bodylimit); a
 route with parameters or a body refuses invalid ones (422) and, for a body, other media types than JSON
 (415, gateway.http.jsonbody). Each of those errors, and FastAPI's own 422, is documented as `ErrorBody`:
-Parley's one error shape. Errors only some routes give (404, 409, 502, 503) are declared at the route
-with `error_responses(...)`. tests/security/test_openapi_conformance.py holds the server to this document.
+Parley's one error shape. Every /v1 and webhook route may answer 503 while Redis is unavailable.
+Errors only some routes give (404, 409, 502) are declared at the route with `error_responses(...)`. tests/security/test_openapi_conformance.py holds the server to this document.
 """
 
 from __future__ import annotations
@@ -32,11 +32,19 @@ WHEN: dict[int, str] = {
     422: "`validation_failed` (one `detail` entry per problem, with its path), or a route's own code",
     429: "`rate_limited`: over a rate limit; Retry-After says in how many seconds to try again",
     502: "a provider refused or failed the request",
-    503: "`rules_unavailable`: no valid rules are loaded",
+    503: "`store_unavailable`: Redis cannot be reached, nothing was done (Retry-After says when to try again); "
+    "or `rules_unavailable`: no valid rules are loaded",
 }
 HEADERS: dict[int, dict[str, Any]] = {
     401: {"WWW-Authenticate": {"required": True, "schema": {"type": "string", "enum": ["Bearer"]}}},
     429: {"Retry-After": {"required": True, "description": "seconds", "schema": {"type": "integer", "minimum": 0}}},
+    503: {
+        "Retry-After": {
+            "required": False,
+            "description": "seconds (store_unavailable)",
+            "schema": {"type": "integer", "minimum": 0},
+        }
+    },
 }
 
 
@@ -115,6 +123,8 @@ def _document(path: str, method: str, operation: dict[str, Any]) -> None:
     if path.startswith("/v1/"):
         operation["security"] = [{"bearer": []}]
         codes |= {401, 403, 429}
+    if path.startswith(("/v1/", "/webhooks/")):
+        codes.add(503)  # every one of them reads or writes Redis (store_unavailable)
     if path.startswith("/webhooks/"):
         codes |= {403, 422}  # a bad signature; a form that does not parse
     if kept or "requestBody" in operation:
