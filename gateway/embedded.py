@@ -6,9 +6,12 @@ its data (append-only file) in a folder we choose so a restart keeps state.
 
 from __future__ import annotations
 
+import ctypes
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -38,6 +41,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+PR_SET_PDEATHSIG = 1  # prctl(2)
+
+
+def die_with_parent() -> None:
+    """In a child about to start (Popen's preexec_fn): have Linux send it SIGTERM when the process that
+    started it dies, even by SIGKILL, so `parley up` never leaves its worker or its Valkey running
+    against nothing. Elsewhere, a no-op (and the parent's clean exit still stops its children)."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 class EmbeddedRedis:
     def __init__(self, data_dir: Path, port: int | None = None, persist: bool = True) -> None:
         self.data_dir = data_dir.resolve()
@@ -54,7 +69,9 @@ class EmbeddedRedis:
         args = [server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir),
                 "--save", "", "--appendonly", "yes" if self.persist else "no", "--protected-mode", "yes",
                 "--logfile", str(self.data_dir / "server.log"), *MEMORY_SETTINGS]  # fmt: skip
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.process = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=die_with_parent
+        )
         client = redis.Redis(port=self.port)
         deadline = time.monotonic() + timeout
         while True:

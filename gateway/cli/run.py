@@ -19,7 +19,7 @@ from rq import SimpleWorker
 from channels.common import ProviderConfigError
 from gateway.config import DEV_KEY, PUBLIC_URL_NEEDED, Settings, load_settings
 from gateway.delivery.worker import Timer, install, queue_for, wait_for_redis
-from gateway.embedded import EmbeddedRedis
+from gateway.embedded import EmbeddedRedis, die_with_parent
 from gateway.http.app import create_app
 from gateway.rulesets import RulesHolder
 from gateway.state.store import Store
@@ -156,9 +156,25 @@ def run_worker(args: argparse.Namespace) -> int:
     # not share a pool whose connections were opened with the default 5 s timeout.
     rq_client = redis.Redis.from_url(url)
     log.info("worker started (timer + RQ queue %r)", queue_for(rq_client).name)
-    SimpleWorker([queue_for(rq_client)], connection=rq_client).work(logging_level="WARNING")
+    _work_through_outages(rq_client)
     timer.stop()
     return 0
+
+
+def _work_through_outages(client: redis.Redis) -> None:
+    """Run RQ's worker until it stops cleanly (SIGTERM, SIGINT). RQ quits on a Redis connection error
+    (its own bookkeeping raises, 'unhandled exception, quitting'); escalations would stop while the
+    API kept answering. So wait for Redis, with backoff and for as long as it takes, and start again:
+    the timer thread (Timer.run_forever) rides out the same outage on its own."""
+    while True:
+        try:
+            SimpleWorker([queue_for(client)], connection=client).work(logging_level="WARNING")
+            return
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            log.warning("Redis unavailable (%s); the worker waits for it and carries on", exc)
+            client.connection_pool.disconnect()  # connections opened before a restart fail once more
+            wait_for_redis(client, seconds=None)
+            log.info("Redis is back; the worker carries on")
 
 
 def run_up(args: argparse.Namespace) -> int:
@@ -173,7 +189,11 @@ def run_up(args: argparse.Namespace) -> int:
         url = server.url
         log.info("embedded Redis (Valkey) on %s, data in %s", url, server.data_dir)
     env = {**os.environ, "REDIS_URL": url}
-    worker = subprocess.Popen([sys.executable, "-m", "gateway.cli", "worker", "--config", str(args.config)], env=env)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "worker", "--config", str(args.config)],
+        env=env,
+        preexec_fn=die_with_parent,  # SIGTERM when `parley up` dies, even by SIGKILL
+    )
     host, port = args.host or settings.server.host, args.port or settings.server.port
     if "dev" in settings.tenants and settings.tenant_for_key(DEV_KEY):
         log.warning(

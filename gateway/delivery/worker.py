@@ -167,13 +167,17 @@ def queue_for(client: redis.Redis) -> Queue:
     return Queue(keys.QUEUE, connection=client)
 
 
-def wait_for_redis(client: redis.Redis, seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
+def wait_for_redis(client: redis.Redis, seconds: float | None = 10.0) -> None:
+    """Until Redis answers a PING: at most `seconds` (None: for as long as it takes), polling every
+    50 ms at first and at most every 2 s."""
+    deadline = None if seconds is None else time.monotonic() + seconds
+    pause = 0.05
     while True:
         try:
             client.ping()
             return
-        except redis.ConnectionError:
-            if time.monotonic() > deadline:
+        except (redis.ConnectionError, redis.TimeoutError):  # BusyLoadingError (loading its AOF) is one too
+            if deadline is not None and time.monotonic() > deadline:
                 raise
-            time.sleep(0.05)
+            time.sleep(pause)
+            pause = min(pause * 2, 2.0)
