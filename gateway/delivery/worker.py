@@ -36,6 +36,10 @@ LEASE_LIMIT = 2000  # due steps one lease takes at most
 LEASE_MS = 60_000  # a job not finished by then is run again by another worker
 POLL_S = 0.02  # the longest the timer sleeps: bounds how late an item added "now" fires
 COALESCE_S = 0.05  # after leasing a partial batch: lets steps falling due meanwhile share one job
+# Pauses between runs of a notification whose Redis calls failed (a restart, a failover): tried again
+# within the job, while its lease holds, instead of waiting for the lease to run out (a minute).
+STORE_RETRY_PAUSES_S = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+STORE_ERRORS = (redis.ConnectionError, redis.TimeoutError, ConnectionError, TimeoutError)
 
 _runtime: Runtime | None = None
 _loop: asyncio.AbstractEventLoop | None = None
@@ -78,13 +82,32 @@ async def _run_all(rt: Runtime, leased: list[Leased]) -> None:
     now = rt.clock()
     for item in leased:
         rt.tally.update(metrics.lateness_fields(max((now - from_ms(item.due_ms)).total_seconds(), 0.0)))
-    results = await asyncio.gather(*(process(rt, item) for item in leased), return_exceptions=True)
+    results = await asyncio.gather(*(_process(rt, item) for item in leased), return_exceptions=True)
     for item, result in zip(leased, results, strict=True):
         if isinstance(result, BaseException):
             # A bug, not a provider error: the lease expires and the notification is retried.
             log.error("notification %s failed in the worker", item.id, exc_info=result)
     counts, rt.tally = rt.tally, Counter()
-    await rt.store.count_many(counts)
+    try:
+        await rt.store.count_many(counts)
+    except STORE_ERRORS:  # Redis away: the next batch writes them
+        rt.tally.update(counts)
+
+
+async def _process(rt: Runtime, item: Leased) -> None:
+    """process(), run again after a Redis outage while the lease allows. Safe: every write is fenced by
+    the lease's token, and a run continues where the record ends (as after a crash)."""
+    for pause in (*STORE_RETRY_PAUSES_S, None):
+        try:
+            await process(rt, item)
+            return
+        except STORE_ERRORS as exc:
+            # The run's writes must all fit in the lease: a retry that could outlast it is left to
+            # the next lease, as before.
+            if pause is None or (rt.deadline is not None and time.monotonic() + pause + 1.0 >= rt.deadline):
+                raise
+            log.warning("notification %s: Redis unavailable (%s); trying again in %.2f s", item.id, exc, pause)
+            await asyncio.sleep(pause)
 
 
 def job_sizes(count: int, behind: int = 0) -> list[int]:
