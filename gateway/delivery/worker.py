@@ -106,6 +106,11 @@ async def _process(rt: Runtime, item: Leased) -> None:
             # the next lease, as before.
             if pause is None or (rt.deadline is not None and time.monotonic() + pause + 1.0 >= rt.deadline):
                 raise
+            # A plain ConnectionError or TimeoutError may come from the auto-pipeline's socket, or from
+            # an adapter that failed to classify a provider error (a bug): run again only if Redis is
+            # really away, never to repeat a provider call at once.
+            if not isinstance(exc, redis.RedisError) and await rt.store.ping():
+                raise
             log.warning("notification %s: Redis unavailable (%s); trying again in %.2f s", item.id, exc, pause)
             await asyncio.sleep(pause)
 
