@@ -45,19 +45,21 @@ PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
 def die_with_parent() -> None:
-    """In a child about to start (Popen's preexec_fn): have Linux send it SIGTERM when the process that
-    started it dies, even by SIGKILL, so `parley up` never leaves its worker or its Valkey running
-    against nothing. Elsewhere, a no-op (and the parent's clean exit still stops its children)."""
+    """Have Linux send this process SIGTERM when its parent dies, even by SIGKILL, so `parley up` never
+    leaves its worker or its Valkey running against nothing. Called by the worker itself, or as Popen's
+    preexec_fn by a parent with no other threads (a fork of a threaded process may deadlock before
+    exec). Elsewhere than Linux, a no-op (the parent's clean exit still stops its children)."""
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class EmbeddedRedis:
-    def __init__(self, data_dir: Path, port: int | None = None, persist: bool = True) -> None:
+    def __init__(self, data_dir: Path, port: int | None = None, persist: bool = True, owned: bool = False) -> None:
         self.data_dir = data_dir.resolve()
         self.port = port or free_port()
         self.persist = persist
+        self.owned = owned  # stops when the process that started it dies (`parley up`; single-threaded then)
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -70,7 +72,7 @@ class EmbeddedRedis:
                 "--save", "", "--appendonly", "yes" if self.persist else "no", "--protected-mode", "yes",
                 "--logfile", str(self.data_dir / "server.log"), *MEMORY_SETTINGS]  # fmt: skip
         self.process = subprocess.Popen(
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=die_with_parent
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=die_with_parent if self.owned else None
         )
         client = redis.Redis(port=self.port)
         deadline = time.monotonic() + timeout

@@ -27,6 +27,7 @@ from gateway.wiring import channels_for, runtime_for, slack_updater_for, telepho
 from rules.problems import RulesError
 
 log = logging.getLogger("parley")
+PARENT_ENV = "PARLEY_UP_PID"  # set by `parley up` for its worker
 
 
 def register(commands: Any) -> None:
@@ -138,6 +139,11 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def run_worker(args: argparse.Namespace) -> int:
+    parent = os.environ.get(PARENT_ENV)
+    if parent:  # started by `parley up`: end with it
+        die_with_parent()
+        if str(os.getppid()) != parent:  # it died before the request above took effect
+            return 0
     found = _production(args, "worker")
     if found is None:
         return 1
@@ -185,15 +191,12 @@ def run_up(args: argparse.Namespace) -> int:
     server = None
     url = settings.redis_url
     if not url:
-        server = EmbeddedRedis(settings.data_dir / "redis").start()
+        server = EmbeddedRedis(settings.data_dir / "redis", owned=True).start()
         url = server.url
         log.info("embedded Redis (Valkey) on %s, data in %s", url, server.data_dir)
-    env = {**os.environ, "REDIS_URL": url}
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "worker", "--config", str(args.config)],
-        env=env,
-        preexec_fn=die_with_parent,  # SIGTERM when `parley up` dies, even by SIGKILL
-    )
+    # The worker asks Linux for SIGTERM when `parley up` dies, even by SIGKILL (run_worker).
+    env = {**os.environ, "REDIS_URL": url, PARENT_ENV: str(os.getpid())}
+    worker = subprocess.Popen([sys.executable, "-m", "gateway.cli", "worker", "--config", str(args.config)], env=env)
     host, port = args.host or settings.server.host, args.port or settings.server.port
     if "dev" in settings.tenants and settings.tenant_for_key(DEV_KEY):
         log.warning(
