@@ -8,6 +8,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -80,42 +83,63 @@ def _restart(server: EmbeddedRedis, how: signal.Signals) -> EmbeddedRedis:
     return EmbeddedRedis(server.data_dir, port=server.port, persist=True).start()
 
 
-def test_a_worker_survives_redis_restarts_and_finishes_the_escalations(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@dataclass
+class Stack:
+    api: TestClient
+    server: EmbeddedRedis  # replaced by each restart
+    worker: subprocess.Popen[bytes]
+    log: Path
+
+    def restart_redis(self, how: signal.Signals) -> None:
+        self.server = _restart(self.server, how)
+
+
+@contextmanager
+def _running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lease: str = "2s") -> Iterator[Stack]:
+    """A real Redis (AOF), a `parley worker` process and the API, stopped at the end whatever happens."""
     server = EmbeddedRedis(tmp_path / "redis", persist=True).start()
     for name, key in KEYS.items():
         monkeypatch.setenv(f"{name.upper()}_KEY", key)
-    settings = load_settings(write_config(tmp_path))
+    config = write_config(tmp_path)
+    config.write_text(config.read_text().replace("worker: {lease: 2s}", f"worker: {{lease: {lease}}}"))
+    settings = load_settings(config)
     holder = RulesHolder(settings)
     assert not holder.reload()
     env = {**os.environ, "REDIS_URL": server.url}
     args = [sys.executable, "-m", "gateway.cli", "worker", "--config", str(settings.path)]
-    log = (tmp_path / "worker.log").open("wb")  # a file, not a pipe: a full pipe would stall the worker
-    worker = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=log)
-    try:
-        with TestClient(create_app(settings, Store.connect(server.url, settings.retention), holder)) as api:
-            first = _accepted(api)
-            assert _finished(api, first, 30).get("status") == "completed"
-            accepted: list[str] = []
-            for how in (signal.SIGTERM, signal.SIGKILL, signal.SIGTERM, signal.SIGKILL):
-                accepted += [_accepted(api) for _ in range(BURST)]
-                _while_sending(server.url, BURST)  # RQ is preparing, running or finishing a job now
-                server = _restart(server, how)
-                time.sleep(1.0)  # the worker meets the outage: its next dequeue and bookkeeping fail
-                assert worker.poll() is None, "the worker exited when Redis restarted"
-            accepted += [_accepted(api) for _ in range(BURST)]
-            assert _unfinished(server.url, accepted, within_s=90) == []  # every one, before and after
-            assert worker.poll() is None
-    finally:
-        worker.terminate()
+    log = tmp_path / "worker.log"
+    with log.open("wb") as out:  # a file, not a pipe: a full pipe would stall the worker
+        worker = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=out)
+        stack = None
         try:
-            worker.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-        log.close()
-        server.stop()
-    err = (tmp_path / "worker.log").read_bytes()
+            with TestClient(create_app(settings, Store.connect(server.url, settings.retention), holder)) as api:
+                stack = Stack(api, server, worker, log)
+                assert _finished(api, _accepted(api), 30).get("status") == "completed"  # the worker is up
+                yield stack
+        finally:
+            worker.terminate()
+            try:
+                worker.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+            (stack.server if stack else server).stop()
+
+
+def test_a_worker_survives_redis_restarts_and_finishes_the_escalations(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with _running(tmp_path, monkeypatch) as stack:
+        accepted: list[str] = []
+        for how in (signal.SIGTERM, signal.SIGKILL, signal.SIGTERM, signal.SIGKILL):
+            accepted += [_accepted(stack.api) for _ in range(BURST)]
+            _while_sending(stack.server.url, BURST)  # RQ is preparing, running or finishing a job now
+            stack.restart_redis(how)
+            time.sleep(1.0)  # the worker meets the outage: its next dequeue and bookkeeping fail
+            assert stack.worker.poll() is None, "the worker exited when Redis restarted"
+        accepted += [_accepted(stack.api) for _ in range(BURST)]
+        assert _unfinished(stack.server.url, accepted, within_s=90) == []  # every one, before and after
+        assert stack.worker.poll() is None
+    err = stack.log.read_bytes()
     # The restarts did hit the worker: RQ quit and was started again, or a batch was run again.
     assert b"the worker waits for it and carries on" in err or b"Redis unavailable" in err, err.decode()[-3000:]
 
@@ -125,33 +149,11 @@ def test_a_batch_hit_by_a_redis_restart_finishes_within_seconds_not_after_its_le
 ) -> None:
     """With a one-minute lease, steps a Redis restart interrupted are run again within the job (after
     a short pause), not a minute later when the lease runs out."""
-    server = EmbeddedRedis(tmp_path / "redis", persist=True).start()
-    for name, key in KEYS.items():
-        monkeypatch.setenv(f"{name.upper()}_KEY", key)
-    config = write_config(tmp_path)
-    config.write_text(config.read_text().replace("worker: {lease: 2s}", "worker: {lease: 60s}"))
-    settings = load_settings(config)
-    holder = RulesHolder(settings)
-    assert not holder.reload()
-    env = {**os.environ, "REDIS_URL": server.url}
-    args = [sys.executable, "-m", "gateway.cli", "worker", "--config", str(settings.path)]
-    log = (tmp_path / "worker.log").open("wb")
-    worker = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=log)
-    try:
-        with TestClient(create_app(settings, Store.connect(server.url, settings.retention), holder)) as api:
-            assert _finished(api, _accepted(api), 30).get("status") == "completed"  # the worker is up
-            accepted = [_accepted(api) for _ in range(BURST)]
-            _while_sending(server.url, BURST)
-            server = _restart(server, signal.SIGTERM)
-            started = time.monotonic()
-            assert _unfinished(server.url, accepted, within_s=25) == []  # the lease would be 60 s
-            assert time.monotonic() - started < 25
-    finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-        log.close()
-        server.stop()
-    assert b"Redis unavailable" in (tmp_path / "worker.log").read_bytes()  # the restart did hit the batch
+    with _running(tmp_path, monkeypatch, lease="60s") as stack:
+        accepted = [_accepted(stack.api) for _ in range(BURST)]
+        _while_sending(stack.server.url, BURST)
+        stack.restart_redis(signal.SIGTERM)
+        started = time.monotonic()
+        assert _unfinished(stack.server.url, accepted, within_s=25) == []  # the lease would be 60 s
+        assert time.monotonic() - started < 25
+    assert b"Redis unavailable" in stack.log.read_bytes()  # the restart did hit the batch
