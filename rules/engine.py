@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from rules.intent import Intent, Person
 from rules.model import COUNTERPART, RECIPIENT, Action, Channel, Policy, StopEvent, Wait
 from rules.quiet import defer
-from rules.status import SUCCEEDED, UNSUCCESSFUL, DeliveryStatus, NotificationStatus
+from rules.status import IN_FLIGHT, SUCCEEDED, UNSUCCESSFUL, DeliveryStatus, NotificationStatus
 
 
 class Kind(StrEnum):
@@ -230,7 +230,7 @@ def _plan_once(policy: Policy, intent: Intent, state: State, now: datetime) -> P
             actions.extend(missing)
             actions.extend(a for a in follow if a.channel not in {m.channel for m in missing})
             wakes.extend(follow_wakes)
-    if actions or wakes or any(a.status is DeliveryStatus.PENDING for a in state.attempts):
+    if actions or wakes or any(a.status in IN_FLIGHT for a in state.attempts):
         return Plan(actions=tuple(actions), wake_at=min(wakes) if wakes else None)
     return Plan(final=_finished(state))
 

@@ -14,6 +14,10 @@ class NotificationStatus(StrEnum):
 
 class DeliveryStatus(StrEnum):
     PENDING = "pending"  # decided, not yet accepted by a provider
+    # A worker handed it to the provider, or was about to, and was interrupted (a crash, a lost lease)
+    # before it could record the answer: the provider may have it. It is sent again at once (a second
+    # try, shown in the delivery's history), so the recipient may get it twice (docs/reliability.md).
+    UNKNOWN = "unknown"
     SENT = "sent"  # accepted by the provider
     DELIVERED = "delivered"  # the provider confirmed delivery
     FAILED = "failed"  # failed for good (permanent error, retries exhausted, undelivered)
@@ -24,6 +28,15 @@ class DeliveryStatus(StrEnum):
 # store's scripts refuse every write to a notification that is no longer active.
 DELIVERY_TRANSITIONS: dict[DeliveryStatus, frozenset[DeliveryStatus]] = {
     DeliveryStatus.PENDING: frozenset(
+        {
+            DeliveryStatus.UNKNOWN,
+            DeliveryStatus.SENT,
+            DeliveryStatus.DELIVERED,
+            DeliveryStatus.FAILED,
+            DeliveryStatus.SKIPPED,
+        }
+    ),
+    DeliveryStatus.UNKNOWN: frozenset(
         {DeliveryStatus.SENT, DeliveryStatus.DELIVERED, DeliveryStatus.FAILED, DeliveryStatus.SKIPPED}
     ),
     # A receipt can still turn an accepted message into a failure (undelivered).
@@ -35,6 +48,7 @@ DELIVERY_TRANSITIONS: dict[DeliveryStatus, frozenset[DeliveryStatus]] = {
 
 SUCCEEDED = frozenset({DeliveryStatus.SENT, DeliveryStatus.DELIVERED})
 UNSUCCESSFUL = frozenset({DeliveryStatus.FAILED, DeliveryStatus.SKIPPED})
+IN_FLIGHT = frozenset({DeliveryStatus.PENDING, DeliveryStatus.UNKNOWN})  # not settled: a send is still owed
 
 
 def can_move(current: DeliveryStatus, new: DeliveryStatus) -> bool:

@@ -17,6 +17,7 @@ from channels.base import Message, Outcome, SendResult
 from rules.model import Channel
 
 log = logging.getLogger("parley.outbox")
+OUTBOX_DUPLICATE = "the outbox already had this attempt from an earlier try: kept once"
 
 
 class OutboxStore(Protocol):
@@ -57,4 +58,6 @@ class OutboxChannel:
                 mask(message.channel, message.address), message.template,
                 " (already recorded)" if verdict == "duplicate" else "",
             )  # fmt: skip
+        if verdict == "duplicate":  # an earlier try got through before its worker could record it
+            return SendResult(Outcome.DELIVERED, provider_id=provider_id, detail=OUTBOX_DUPLICATE)
         return SendResult(Outcome.DELIVERED, provider_id=provider_id)

@@ -3,32 +3,46 @@
 Order matters for crash safety: an attempt is claimed (recorded as pending,
 under the fence) before it is performed and its outcome recorded after; the
 next look is scheduled last. A crash anywhere leaves the lease to expire and
-the next worker resumes: recorded outcomes are not repeated, a pending attempt
-is performed again with the same attempt key (the outbox accepts a key once).
+the next worker resumes: recorded outcomes are not repeated. An attempt claimed
+and never recorded may have reached its provider: it becomes `unknown`, a try of
+its own in the delivery's history, and is performed again with the same attempt
+key (the outbox accepts a key once; an email keeps its Message-ID). A Redis
+outage after the provider answered does not cause that: the answer is kept in
+memory and recorded once Redis is back, while the lease lasts.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
+import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Any
+
+import redis
 
 from channels.addresses import mask
 from channels.base import Message, Outcome, Reason, SendResult
 from channels.registry import Registry
 from channels.rendering.render import Renderer, RenderError
 from gateway import metrics
-from gateway.state.records import Delivery, Stored, log_entry
+from gateway.state.records import Delivery, Stored, Try, TryOutcome, log_entry
 from gateway.state.store import Leased, Store
 from rules.engine import AttemptReason, Kind, Plan, Planned, address_for, person, plan
 from rules.model import Channel, Policy
-from rules.status import DeliveryStatus, NotificationStatus
+from rules.status import IN_FLIGHT, DeliveryStatus, NotificationStatus
 
 log = logging.getLogger("parley.worker")
 MAX_ROUNDS = 50  # plan -> perform rounds per look; fallback chains are short
+# Pauses between tries of a Redis write that failed (a restart, a failover), while the lease allows:
+# instead of waiting for the lease to run out (a minute), and, for an attempt's outcome, instead of
+# leaving it unrecorded so that the next lease sends it again.
+STORE_RETRY_PAUSES_S = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+STORE_ERRORS = (redis.ConnectionError, redis.TimeoutError, ConnectionError, TimeoutError)
 
 
 @dataclass(frozen=True)
@@ -87,7 +101,7 @@ async def process(rt: Runtime, leased: Leased) -> None:
         final = (result.final.status.value, result.final.at, result.final.reason)
         await rt.store.advance(stored, leased.token, next_due=None, final=final, now=now)
         return
-    retries = [d.retry_at for d in stored.deliveries.values() if d.status is DeliveryStatus.PENDING and d.retry_at]
+    retries = [d.retry_at for d in stored.deliveries.values() if d.status in IN_FLIGHT and d.retry_at]
     wakes = [w for w in (result.wake_at, *retries) if w is not None]
     await rt.store.advance(stored, leased.token, next_due=min(wakes) if wakes else None, now=now)
 
@@ -146,11 +160,20 @@ async def _after_permanent(rt: Runtime, stored: Stored, delivery: Delivery, addr
 async def _retry_pending(rt: Runtime, stored: Stored, policy: Policy, token: int, now: datetime) -> None:
     """Pending attempts: retries that fell due, and ones a crashed worker claimed but never finished."""
     for delivery in list(stored.deliveries.values()):
-        if delivery.status is not DeliveryStatus.PENDING or (delivery.retry_at and delivery.retry_at > now):
+        if delivery.status not in IN_FLIGHT or (delivery.retry_at and delivery.retry_at > now):
             continue
-        resumed = delivery.model_copy(update={"claim": token, "retry_at": None})
+        resumed = delivery.model_copy(update={"claim": token, "retry_at": None, "updated_at": now})
+        interrupted = delivery.retry_at is None  # claimed, then nothing recorded: the provider may have it
+        if interrupted:
+            resumed = _interrupted(rt, delivery, resumed)
         if not await rt.store.claim(stored.id, token, resumed):
             raise Fenced
+        if interrupted:
+            note = (
+                f"{delivery.channel}: the worker was interrupted before recording the provider's answer; "
+                f"sending again (try {resumed.tries + 1}), which the recipient may get twice"
+            )
+            await rt.store.note(stored.id, log_entry(now, note, attempt=delivery.key))
         stored.deliveries[resumed.key] = resumed
         address = address_for(policy, stored.intent, resumed.target, resumed.channel) or ""
         await _send(rt, stored, policy, resumed, address, now)
@@ -180,8 +203,31 @@ async def _send(rt: Runtime, stored: Stored, policy: Policy, delivery: Delivery,
         await _after_permanent(rt, stored, delivery, address, result)
     updated, note = _apply(rt, delivery, result, now)
     stored.deliveries[updated.key] = updated
-    await rt.store.record(stored.id, updated, note)
+    await _durably(rt, lambda: rt.store.record(stored.id, updated, note))
     rt.tally[metrics.send_field(delivery.channel, result.outcome)] += 1
+
+
+def _interrupted(rt: Runtime, before: Delivery, resumed: Delivery) -> Delivery:
+    """An attempt found claimed and unrecorded: its try is `unknown`, and it goes again as the next try."""
+    rt.tally[metrics.send_field(before.channel, TryOutcome.UNKNOWN)] += 1
+    gone = Try.of(before.updated_at, TryOutcome.UNKNOWN, "interrupted before the answer was recorded")
+    return resumed.model_copy(
+        update={"status": DeliveryStatus.UNKNOWN, "tries": before.tries + 1, "history": [*before.history, gone]}
+    )
+
+
+async def _durably(rt: Runtime, write: Callable[[], Awaitable[Any]]) -> Any:
+    """A write of what a provider answered, tried again through a Redis outage while the lease allows:
+    given up, the attempt would look interrupted to the next lease and be sent again."""
+    for pause in (*STORE_RETRY_PAUSES_S, None):
+        try:
+            return await write()
+        except STORE_ERRORS as exc:
+            if pause is None or (rt.deadline is not None and time.monotonic() + pause + 1.0 >= rt.deadline):
+                raise
+            log.warning("recording a send: Redis unavailable (%s); trying again in %.2f s", exc, pause)
+            await asyncio.sleep(pause)
+    raise AssertionError("unreachable")
 
 
 async def _fenced_out(rt: Runtime, nid: str, delivery: Delivery, result: SendResult, now: datetime) -> None:
@@ -196,8 +242,9 @@ async def _fenced_out(rt: Runtime, nid: str, delivery: Delivery, result: SendRes
             "updated_at": now,
         }
         await rt.store.record(nid, delivery.model_copy(update=update))
-    else:
+    else:  # recorded as due again now, so the next lease does not take it for an interrupted send
         log.info("notification %s: %s %s given back (%s)", nid, delivery.channel, delivery.key, result.detail)
+        await rt.store.record(nid, delivery.model_copy(update={"retry_at": now, "error": result.detail}))
     raise Fenced
 
 
@@ -206,7 +253,8 @@ def _apply(
 ) -> tuple[Delivery, dict[str, str] | None]:
     """The delivery after a send result, and a timeline note when something noteworthy happened."""
     tries = delivery.tries + 1
-    base = {"tries": tries, "updated_at": now, "provider_id": result.provider_id or delivery.provider_id}
+    base = {"tries": tries, "updated_at": now, "provider_id": result.provider_id or delivery.provider_id,
+            "history": [*delivery.history, Try.of(now, _TRIED[result.outcome], result.detail)]}  # fmt: skip
     if result.outcome is Outcome.ACCEPTED:
         return delivery.model_copy(update={**base, "status": DeliveryStatus.SENT}), None
     if result.outcome is Outcome.DELIVERED:
@@ -222,3 +270,12 @@ def _apply(
     detail = result.detail if result.outcome is Outcome.PERMANENT else f"gave up after {tries} tries: {result.detail}"
     note = log_entry(now, f"{delivery.channel} failed: {detail}", attempt=delivery.key)
     return delivery.model_copy(update={**base, "status": DeliveryStatus.FAILED, "error": detail}), note
+
+
+_TRIED = {
+    Outcome.ACCEPTED: TryOutcome.SENT,
+    Outcome.DELIVERED: TryOutcome.DELIVERED,
+    Outcome.TRANSIENT: TryOutcome.TRANSIENT,
+    Outcome.PERMANENT: TryOutcome.PERMANENT,
+    Outcome.CANCELLED: TryOutcome.PERMANENT,  # never recorded as a try: _fenced_out ends the run first
+}

@@ -23,7 +23,7 @@ import uvloop
 from rq import Queue
 
 from gateway import metrics
-from gateway.delivery.runner import Runtime, process
+from gateway.delivery.runner import STORE_ERRORS, STORE_RETRY_PAUSES_S, Runtime, process
 from gateway.state import keys
 from gateway.state.store import Leased, TimerStore
 from rules.durations import from_ms
@@ -36,10 +36,6 @@ LEASE_LIMIT = 2000  # due steps one lease takes at most
 LEASE_MS = 60_000  # a job not finished by then is run again by another worker
 POLL_S = 0.02  # the longest the timer sleeps: bounds how late an item added "now" fires
 COALESCE_S = 0.05  # after leasing a partial batch: lets steps falling due meanwhile share one job
-# Pauses between runs of a notification whose Redis calls failed (a restart, a failover): tried again
-# within the job, while its lease holds, instead of waiting for the lease to run out (a minute).
-STORE_RETRY_PAUSES_S = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
-STORE_ERRORS = (redis.ConnectionError, redis.TimeoutError, ConnectionError, TimeoutError)
 
 _runtime: Runtime | None = None
 _loop: asyncio.AbstractEventLoop | None = None
@@ -197,7 +193,9 @@ def queue_for(client: redis.Redis) -> Queue:
 
 def wait_for_redis(client: redis.Redis, seconds: float | None = 10.0) -> None:
     """Until Redis answers a PING: at most `seconds` (None: for as long as it takes), polling every
-    50 ms at first and at most every 2 s."""
+    50 ms at first and at most every 2 s. Through Sentinel the PING goes to the master the sentinels
+    name: while they name none (a failover under way, or the sentinels unreachable) the client raises
+    MasterNotFoundError, a ConnectionError, so that too is waited out."""
     deadline = None if seconds is None else time.monotonic() + seconds
     pause = 0.05
     while True:

@@ -35,6 +35,7 @@ def notification_view(stored: Stored, log: list[dict[str, Any]]) -> dict[str, An
                 "provider_id": d.provider_id,
                 "error": d.error,
                 "tries": d.tries,
+                "history": [{"at": iso(t.at), "outcome": t.outcome.value, "detail": t.detail} for t in d.history],
                 "retry_at": iso(d.retry_at) if d.retry_at else None,
                 "sms": {"encoding": d.encoding, "segments": d.segments} if d.segments is not None else None,
                 "at": iso(d.at),

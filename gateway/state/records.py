@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_core import PydanticUndefined
 
 from channels.twilio import receipts as twilio_receipts
-from rules.durations import from_ms
+from rules.durations import from_ms, to_ms
 from rules.engine import AttemptReason, Event, Kind, Planned, State
 from rules.intent import TRUSTED, Intent
 from rules.model import RECIPIENT, Channel, StopEvent
@@ -23,10 +24,40 @@ from rules.status import DeliveryStatus, NotificationStatus
 RECEIPTS = twilio_receipts.RECEIPT_CHANNELS
 
 
+class TryOutcome(StrEnum):
+    """What one try of an attempt came to, as its history shows it."""
+
+    SENT = "sent"  # the provider accepted it
+    DELIVERED = "delivered"  # the provider confirmed delivery (or posted it: Slack, the outbox)
+    TRANSIENT = "transient"  # failed, worth another try
+    PERMANENT = "permanent"  # failed for good
+    UNKNOWN = "unknown"  # interrupted before the provider's answer was recorded: it may have got it
+
+
+class Try(BaseModel):
+    """One hand-over (or possible hand-over) of an attempt to its provider. Stored with one-letter
+    names and the time in epoch ms: ~35 bytes a try instead of ~70, in every attempt of every
+    active notification (python -m bench, footprint)."""
+
+    model_config = ConfigDict(extra="ignore", validate_by_name=True, serialize_by_alias=True)
+
+    at_ms: int = Field(alias="t")
+    outcome: TryOutcome = Field(alias="o")
+    detail: str | None = Field(default=None, alias="d")
+
+    @classmethod
+    def of(cls, at: datetime, outcome: TryOutcome, detail: str | None = None) -> Try:
+        return cls(at_ms=to_ms(at), outcome=outcome, detail=detail)
+
+    @property
+    def at(self) -> datetime:
+        return from_ms(self.at_ms)
+
+
 class Delivery(BaseModel):
     """One attempt on one channel, as the API shows it (the address masked)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", validate_by_name=True, serialize_by_alias=True)
 
     key: str = ""  # stored as the hash field's name (a:<key>), not repeated in the JSON: see from_stored
     step: int
@@ -46,6 +77,9 @@ class Delivery(BaseModel):
     provider_id: str | None = None
     error: str | None = None
     tries: int = 0
+    history: list[Try] = Field(
+        default=[], alias="h"
+    )  # every try, oldest first (`tries` of them): a re-send is never hidden
     retry_at: datetime | None = None
     claim: int  # the fence token of the worker that claimed it (no default: always stored)
     encoding: str | None = None  # SMS: GSM-7 or UCS-2, as rendered
