@@ -31,7 +31,7 @@ def run(env: Env, count: int) -> dict[str, Any]:
         _wait_advanced(env, count)
     finally:
         env.stop_all(started)
-    outbox = int(env.client.memory_usage(keys.outbox("bench")) or 0)
+    outbox = int(env.client.memory_usage(keys.outbox("bench", 0)) or 0)
     waiting = env.used_memory() - outbox
     intent_bytes = sum(len(intent_json(i, EVENT)) for i in range(count)) / count
     env.clear()
@@ -45,7 +45,7 @@ def run(env: Env, count: int) -> dict[str, Any]:
 def _wait_advanced(env: Env, count: int, timeout: float = 300.0) -> None:
     """Every notification ran its first step and waits for the next (due in 15 minutes)."""
     deadline = time.time() + timeout
-    while int(env.client.zcount(keys.DUE, time.time() * 1000 + 600_000, time.time() * 1000 + 1_200_000)) < count:
+    while int(env.client.zcount(keys.due(0), time.time() * 1000 + 600_000, time.time() * 1000 + 1_200_000)) < count:
         if time.time() > deadline:
             raise BenchError("footprint: the first steps did not all finish")
         time.sleep(0.1)

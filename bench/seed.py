@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
@@ -51,7 +50,7 @@ async def _create(store: Store, holder: RulesHolder, event: str, i: int) -> str:
     policy = loaded.rules.select(intent)
     assert policy is not None, event
     now = datetime.now(UTC)
-    nid = "n_" + uuid.uuid4().hex
+    nid = store.new_id()
     version = loaded.versions[policy.name]
     fields = notification_fields(TENANT, policy, version, intent, now)
     created = await store.create(
@@ -64,8 +63,8 @@ async def _create(store: Store, holder: RulesHolder, event: str, i: int) -> str:
 
 def release(client: redis.Redis, ids: list[str], due_ms: int) -> None:
     """Make seeded notifications due at once (their first step has no wait)."""
-    for start in range(0, len(ids), PIPELINE):
-        client.zadd(keys.DUE, dict.fromkeys(ids[start : start + PIPELINE], due_ms), xx=True)
+    for start in range(0, len(ids), PIPELINE):  # one shard: python -m bench runs one Redis, redis.shards 1
+        client.zadd(keys.due(0), dict.fromkeys(ids[start : start + PIPELINE], due_ms), xx=True)
 
 
 def arm_later(client: redis.Redis, schedule: Iterable[tuple[str, int]]) -> None:
@@ -74,7 +73,7 @@ def arm_later(client: redis.Redis, schedule: Iterable[tuple[str, int]]) -> None:
     pipe = client.pipeline(transaction=False)
     for n, (nid, due_ms) in enumerate(schedule, 1):
         pipe.hset(keys.notification(nid), "created_ms", str(due_ms - LATER_WAIT_MS))
-        pipe.zadd(keys.DUE, {nid: due_ms}, xx=True)
+        pipe.zadd(keys.due(keys.shard_of(nid)), {nid: due_ms}, xx=True)
         if n % PIPELINE == 0:
             pipe.execute()
     pipe.execute()

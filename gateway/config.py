@@ -19,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from channels.providers import ProvidersConfig
 from gateway.access import DEFAULT_ROLES, ApiKey, KeyRing, Role, Tenant, hash_key
+from gateway.state import connection
+from gateway.state.connection import NO_WAIT, ReplicaWait
 from rules.durations import parse_duration
 from rules.phone import OwnNumber
 from rules.problems import Problem, Problems, RulesError
@@ -137,7 +139,28 @@ class AuditSpec(_Strict):
 
 
 class RedisSpec(_Strict):
-    url: str | None = None
+    url: str | None = (
+        None  # redis://, rediss://, unix://, redis+sentinel:// or redis+cluster:// (gateway/state/connection.py)
+    )
+    # RQ's queue: the state Redis unless given; required beside a cluster (RQ's commands span slots)
+    queue_url: str | None = None
+    # How many shards new notifications are spread over (gateway/state/keys.py): 16 on a cluster, else 1
+    shards: Annotated[int, Field(ge=1, le=256)] | None = None
+    wait_replicas: Annotated[int, Field(ge=0, le=100)] = 0  # replicas that must have a stop before it is answered
+    wait_timeout: str = "1s"  # how long a stop waits for them: "500ms", "1s"; then 503 not_replicated
+
+    @field_validator("url", "queue_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None:
+            connection.parse(value)
+        return value
+
+    @field_validator("wait_timeout")
+    @classmethod
+    def _wait_timeout(cls, value: str) -> str:
+        connection.wait_ms(value)
+        return value
 
 
 class WorkerSpec(_Strict):
@@ -185,6 +208,9 @@ class Settings:
     slack_signing_secret: str | None = None
     providers: ProvidersConfig = field(default_factory=ProvidersConfig)
     audit: AuditSpec = field(default_factory=AuditSpec)
+    redis_wait: ReplicaWait = NO_WAIT  # redis.wait_replicas and redis.wait_timeout
+    redis_queue_url: str | None = None  # RQ's Redis when not the state Redis (redis.queue_url)
+    redis_shards: int = 1  # redis.shards
     dev_key: bool = False  # loaded by `parley up`: tenant `dev` takes `dev-key` when no tenant is configured
     # The environment the keys were read from: a reload reads keys named by `env:` from it again (a
     # process's environment does not change while it runs; rotate by sha256, or by restarting).
@@ -239,6 +265,10 @@ def load_settings(path: Path, *, dev_key: bool = False, env: dict[str, str] | No
         raise RulesError(problems.sorted()) from None
     tenants = _tenants(spec, environ, problems)
     _check_lease(spec, problems)
+    _check_redis_env(environ, problems)
+    redis_url = environ.get("REDIS_URL") or spec.redis.url
+    queue_url = environ.get("REDIS_QUEUE_URL") or spec.redis.queue_url
+    _check_cluster(spec.redis, redis_url, queue_url, problems)
     if dev_key and not tenants:
         key = ApiKey("dev-key", hash_key(DEV_KEY), DEFAULT_ROLES | {Role.ADMIN})
         tenants[DEV_TENANT] = Tenant(DEV_TENANT, (key,), admin=True)
@@ -248,7 +278,9 @@ def load_settings(path: Path, *, dev_key: bool = False, env: dict[str, str] | No
     return Settings(
         path=path,
         server=spec.server,
-        redis_url=environ.get("REDIS_URL") or spec.redis.url,
+        redis_url=redis_url,
+        redis_queue_url=queue_url,
+        redis_shards=spec.redis.shards or (16 if redis_url and connection.is_cluster(redis_url) else 1),
         data_dir=base / spec.data_dir,
         retention=parse_duration(spec.retention),
         lease=parse_duration(spec.worker.lease),
@@ -259,6 +291,7 @@ def load_settings(path: Path, *, dev_key: bool = False, env: dict[str, str] | No
         slack_signing_secret=environ.get(spec.webhooks.slack_signing_secret_env) or None,
         providers=spec.providers,
         audit=spec.audit,
+        redis_wait=ReplicaWait(spec.redis.wait_replicas, connection.wait_ms(spec.redis.wait_timeout)),
         dev_key=dev_key,
         environ=environ,
     )
@@ -276,6 +309,31 @@ def _check_lease(spec: ConfigFile, problems: Problems) -> None:
                 f"worker.lease ({spec.worker.lease}) must be at least twice this timeout ({section.timeout:g}s): "
                 "a worker sends only while a call can finish within its lease",
             )
+
+
+def _check_redis_env(environ: dict[str, str], problems: Problems) -> None:
+    """REDIS_URL and REDIS_QUEUE_URL, which win over redis.url and redis.queue_url, checked as those are
+    (the file's own are checked by RedisSpec)."""
+    for variable, field_name in (("REDIS_URL", "url"), ("REDIS_QUEUE_URL", "queue_url")):
+        url = environ.get(variable)
+        if url:
+            try:
+                connection.parse(url)
+            except ValueError as exc:
+                problems.add(("redis", field_name), f"the environment variable {variable}: {exc}")
+
+
+def _check_cluster(spec: RedisSpec, url: str | None, queue_url: str | None, problems: Problems) -> None:
+    """What a Redis Cluster needs beside it, and what it cannot do (docs/deployment.md, Redis Cluster)."""
+    if url is None or not connection.is_cluster(url):
+        return
+    if not queue_url:
+        problems.add(("redis", "url"), "a Redis Cluster needs redis.queue_url (or REDIS_QUEUE_URL): RQ's queue "
+                     "cannot be on a cluster (its commands span slots); give it a plain or Sentinel Redis")  # fmt: skip
+    elif connection.is_cluster(queue_url):
+        problems.add(("redis", "queue_url"), "RQ's queue cannot be on a Redis Cluster: use a plain or Sentinel URL")
+    if spec.wait_replicas:
+        problems.add(("redis", "wait_replicas"), "not available on a Redis Cluster yet: set it to 0, or use Sentinel")
 
 
 def _tenants(spec: ConfigFile, environ: dict[str, str], problems: Problems) -> dict[str, Tenant]:

@@ -24,8 +24,17 @@ def channels_for(settings: Settings, store: Store) -> Registry:
     return build_registry(settings.providers, store, public_url=settings.server.public_url)
 
 
+def store_for(settings: Settings, url: str | None = None) -> Store:
+    """The state store on `url` (default: the configured Redis), as redis.* configures it."""
+    target = url or settings.redis_url
+    if target is None:
+        raise ValueError("no Redis URL: set REDIS_URL or redis.url")
+    return Store.connect(target, settings.retention, settings.redis_wait, shards=settings.redis_shards,
+                         queue_url=settings.redis_queue_url)  # fmt: skip
+
+
 def runtime_for(settings: Settings, url: str) -> Runtime:
-    store = Store.connect(url, settings.retention)
+    store = store_for(settings, url)
     return Runtime(
         store=store,
         channels=channels_for(settings, store),

@@ -22,8 +22,8 @@ from gateway.delivery.worker import Timer, install, queue_for, wait_for_redis
 from gateway.embedded import EmbeddedRedis, die_with_parent
 from gateway.http.app import create_app
 from gateway.rulesets import RulesHolder
-from gateway.state.store import Store
-from gateway.wiring import channels_for, runtime_for, slack_updater_for, telephony_for
+from gateway.state.connection import sync_client
+from gateway.wiring import channels_for, runtime_for, slack_updater_for, store_for, telephony_for
 from rules.problems import RulesError
 
 log = logging.getLogger("parley")
@@ -71,7 +71,7 @@ def _serve(settings: Settings, url: str, host: str | None, port: int | None) -> 
             print(problem, file=sys.stderr)
         print("parley: the rules have problems; not starting", file=sys.stderr)
         return 1
-    store = Store.connect(url, settings.retention)
+    store = store_for(settings, url)
     try:
         registry = channels_for(settings, store)
     except ProviderConfigError as exc:
@@ -110,7 +110,7 @@ def _freeze_startup_heap() -> None:
     gc.set_threshold(YOUNG_GC_THRESHOLD, *gc.get_threshold()[1:])
 
 
-def _production(args: argparse.Namespace, command: str) -> tuple[Settings, str] | None:
+def production_settings(args: argparse.Namespace, command: str) -> tuple[Settings, str] | None:
     """Settings for `serve` and `worker`: no development key, and a Redis they are told about."""
     _logging()
     settings = _settings(args.config, dev_key=False)
@@ -123,7 +123,7 @@ def _production(args: argparse.Namespace, command: str) -> tuple[Settings, str] 
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    found = _production(args, "serve")
+    found = production_settings(args, "serve")
     if found is None:
         return 1
     settings, url = found
@@ -144,7 +144,7 @@ def run_worker(args: argparse.Namespace) -> int:
         die_with_parent()
         if str(os.getppid()) != parent:  # it died before the request above took effect
             return 0
-    found = _production(args, "worker")
+    found = production_settings(args, "worker")
     if found is None:
         return 1
     settings, url = found
@@ -153,14 +153,16 @@ def run_worker(args: argparse.Namespace) -> int:
     except ProviderConfigError as exc:
         print(f"parley worker: {exc}", file=sys.stderr)
         return 1
-    timer_client = redis.Redis.from_url(url)
+    timer_client = sync_client(url)  # a plain, Sentinel or Cluster URL
+    queue_url = settings.redis_queue_url or url  # RQ's queue: never on a cluster (gateway/config.py)
     wait_for_redis(timer_client)
     _freeze_startup_heap()
-    timer = Timer(timer_client, queue_for(timer_client), lease_ms=int(settings.lease.total_seconds() * 1000))
+    lease_ms = int(settings.lease.total_seconds() * 1000)
+    timer = Timer(timer_client, queue_for(sync_client(queue_url)), lease_ms=lease_ms, shards=settings.redis_shards)
     timer.start()
     # RQ sets a long socket timeout on its own connection pool for its blocking pop; it must
     # not share a pool whose connections were opened with the default 5 s timeout.
-    rq_client = redis.Redis.from_url(url)
+    rq_client = sync_client(queue_url)
     log.info("worker started (timer + RQ queue %r)", queue_for(rq_client).name)
     _work_through_outages(rq_client)
     timer.stop()

@@ -30,8 +30,9 @@ from channels.base import Message, Outcome, Reason, SendResult
 from channels.registry import Registry
 from channels.rendering.render import Renderer, RenderError
 from gateway import metrics
+from gateway.state.due import Leased
 from gateway.state.records import Delivery, Stored, Try, TryOutcome, log_entry
-from gateway.state.store import Leased, Store
+from gateway.state.store import Store
 from rules.engine import AttemptReason, Kind, Plan, Planned, address_for, person, plan
 from rules.model import Channel, Policy
 from rules.status import IN_FLIGHT, DeliveryStatus, NotificationStatus

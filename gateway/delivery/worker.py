@@ -25,7 +25,7 @@ from rq import Queue
 from gateway import metrics
 from gateway.delivery.runner import STORE_ERRORS, STORE_RETRY_PAUSES_S, Runtime, process
 from gateway.state import keys
-from gateway.state.store import Leased, TimerStore
+from gateway.state.due import Leased, TimerStore
 from rules.durations import from_ms
 
 log = logging.getLogger("parley.worker")
@@ -132,9 +132,10 @@ class Timer:
     """Leases due notifications and enqueues them as RQ jobs. Safe to run in every worker."""
 
     def __init__(
-        self, client: redis.Redis, queue: Queue, clock: Callable[[], datetime] | None = None, lease_ms: int = LEASE_MS
-    ) -> None:
-        self.store = TimerStore(client)
+        self, client: redis.Redis, queue: Queue, clock: Callable[[], datetime] | None = None, lease_ms: int = LEASE_MS,
+        shards: int = 1,
+    ) -> None:  # fmt: skip
+        self.store = TimerStore(client, shards)
         self.lease_ms = lease_ms
         self.queue = queue
         self.clock = clock or (lambda: datetime.now(UTC))

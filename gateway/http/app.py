@@ -30,6 +30,7 @@ from gateway.http.templates import TemplatesApi
 from gateway.http.webhooks import SlackUpdater
 from gateway.rulesets import RulesHolder
 from gateway.state.audit import AuditLog
+from gateway.state.connection import NotReplicated
 from gateway.state.store import Store
 from masking.telephony import Telephony
 
@@ -119,6 +120,18 @@ def _errors(app: FastAPI) -> None:
             status_code=503,
             headers={"Retry-After": str(STORE_RETRY_AFTER_S)},
         )
+
+    @app.exception_handler(NotReplicated)
+    async def not_replicated(request: Request, exc: NotReplicated) -> JSONResponse:
+        # Unlike store_unavailable, the write was made (on the master): a failover now could still lose it.
+        # Retrying is safe (a retried stop answers 'inactive'), and waits for the replicas again.
+        log.warning("%s %s: %s (redis.wait_replicas); answered 503", request.method, request.url.path, exc)
+        return JSONResponse(
+            {"error": "not_replicated",
+             "message": "recorded, but fewer Redis replicas than redis.wait_replicas confirmed it in time; retry"},
+            status_code=503,
+            headers={"Retry-After": str(STORE_RETRY_AFTER_S)},
+        )  # fmt: skip
 
     httperrors.install(app)
 

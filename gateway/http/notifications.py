@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -44,7 +43,7 @@ class CorrelatedEventIn(BaseModel):
     correlation_key: Text  # as long as an intent's may be
 
 
-NotificationId = Annotated[str, Path(max_length=64)]  # ours are 34 characters: n_ and 32 hex digits
+NotificationId = Annotated[str, Path(max_length=64)]  # ours are 34 characters: n_, the shard, -, 29 hex digits
 
 
 IDEMPOTENCY_KEY_MAX = 200
@@ -106,7 +105,7 @@ class NotificationsApi:
                 else (("event",), f"no policy matches event {intent.event!r}")
             )
             raise ApiError(422, "validation_failed", msg, detail=[{"path": format_path(where), "message": msg}])
-        nid = "n_" + uuid.uuid4().hex
+        nid = self.store.new_id()
         body_hash = ""
         if idempotency_key:  # canonical JSON: the same intent with keys in another order is the same request
             canonical = json.dumps(intent.match_fields(), sort_keys=True, separators=(",", ":"))

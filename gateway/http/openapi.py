@@ -33,7 +33,8 @@ WHEN: dict[int, str] = {
     429: "`rate_limited`: over a rate limit; Retry-After says in how many seconds to try again",
     502: "a provider refused or failed the request",
     503: "`store_unavailable`: Redis cannot be reached, nothing was done (Retry-After says when to try again); "
-    "or `rules_unavailable`: no valid rules are loaded",
+    "or `not_replicated` (a stop, with redis.wait_replicas): recorded, but not confirmed by enough Redis replicas "
+    "in time, retry after Retry-After; or `rules_unavailable`: no valid rules are loaded",
 }
 HEADERS: dict[int, dict[str, Any]] = {
     401: {"WWW-Authenticate": {"required": True, "schema": {"type": "string", "enum": ["Bearer"]}}},
@@ -41,7 +42,7 @@ HEADERS: dict[int, dict[str, Any]] = {
     503: {
         "Retry-After": {
             "required": False,
-            "description": "seconds (store_unavailable)",
+            "description": "seconds (store_unavailable, not_replicated)",
             "schema": {"type": "integer", "minimum": 0},
         }
     },

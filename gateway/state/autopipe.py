@@ -23,6 +23,8 @@ import hiredis
 import redis
 import redis.asyncio as aredis
 from redis.asyncio.connection import AbstractConnection
+from redis.asyncio.sentinel import SentinelManagedConnection
+from redis.exceptions import ReadOnlyError
 
 REPLY_TIMEOUT_S = 5.0  # redis-py's default socket timeout, here for a whole pipeline
 
@@ -95,8 +97,13 @@ class AutoPipeline:
 
     async def _send(self, batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]) -> None:
         conn = self._connection()
+        demoted = False
         try:
             async with asyncio.timeout(self.timeout):
+                if not conn.is_connected:
+                    # connect(), not send_packed_command's own: only connect() asks the sentinels where the
+                    # master is (a Sentinel-managed connection; redis-py 8 skips it when sending).
+                    await conn.connect()  # type: ignore[no-untyped-call]
                 # One buffer, joined once: redis-py's pack_commands regroups the pieces into buffers of a
                 # set size, a third of the CPU of sending a command (a list of pieces costs a write each).
                 packed = b"".join([chunk for args, _ in batch for chunk in conn.pack_command(*args)])
@@ -117,7 +124,11 @@ class AutoPipeline:
                                 reply = await conn.read_response()
                         except aredis.ResponseError as exc:  # this command's error, not the connection's
                             reply = exc
+                    if isinstance(reply, ReadOnlyError):
+                        demoted, reply = True, _demoted_error()
                     _settle(future, reply)
+            if demoted:
+                await conn.disconnect()
         except asyncio.CancelledError:
             await conn.disconnect(nowait=True)
             for _, future in batch:
@@ -221,6 +232,14 @@ async def _read_raw(reader: Any, stream: asyncio.StreamReader) -> Any:
 _READ_SIZE = 65536
 
 
+def _demoted_error() -> aredis.ConnectionError:
+    """A write answered READONLY: this server was the master and is a replica now (a failover). As redis-py's
+    Sentinel connections do in read_response, which the fast path above skips: the caller gets a connection
+    error (a 503 in the API, a retry in a worker) and the connection is closed after the batch, so the next
+    one asks the sentinels for the new master (or, with a plain URL, resolves its host name again)."""
+    return aredis.ConnectionError("Redis answered READONLY: the master was demoted (a failover); reconnecting")
+
+
 def _settle(future: asyncio.Future[Any], reply: Any) -> None:
     if future.done():  # the caller was cancelled; the command ran anyway, as it would have
         return
@@ -256,10 +275,15 @@ class _UnixConnection(_HiredisPacking, aredis.UnixDomainSocketConnection):
     pass
 
 
+class _SentinelConnection(_HiredisPacking, SentinelManagedConnection):  # a master found through Sentinel
+    pass
+
+
 _PACKING: dict[type[Any], type[Any]] = {
     aredis.Connection: _Connection,
     aredis.SSLConnection: _SSLConnection,
     aredis.UnixDomainSocketConnection: _UnixConnection,
+    SentinelManagedConnection: _SentinelConnection,
 }
 
 

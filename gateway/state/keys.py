@@ -1,33 +1,78 @@
 """Every Redis key Parley uses, and who owns it (what deletes it, or its TTL).
 
 All keys share the `parley:` prefix so one Redis can host other data too.
+
+A notification's keys, and the due set and counters its scripts touch, carry the hash tag of its
+**shard** (`parley:{3}:n:<id>`, `parley:{3}:due`): on a Redis Cluster every script then touches one
+slot. The shard is written into the id when the notification is created (`n_03-<29 hex digits>`:
+two hex digits, then a dash), so its keys are found from the id alone, whatever `redis.shards` says
+later; an id without the dash (Parley 0.1's `n_<32 hex digits>`) is in shard 0. Keys of a tenant
+(indexes, idempotency, outbox messages that belong to no notification) are in slots of their own
+and never in the same script as a notification's.
 """
 
 from __future__ import annotations
 
+import secrets
+
 from rules.phone import digest
 
 PREFIX = "parley:"
+MAX_SHARDS = 256  # two hex digits of the id
 
-# ZSET of notification ids scored by due time in ms. Owner: the worker removes
-# a member when its notification finishes; the stop script removes it on stop.
-DUE = PREFIX + "due"
-
-# HASH of counters for /metrics (shared by every process). Bounded: fixed field set.
+# HASH of counters for /metrics written outside scripts (the workers' per-batch tallies). Bounded: fixed
+# field set. Counters a script bumps live in its shard's hash (shard_metrics); /metrics adds them up.
 METRICS = PREFIX + "metrics"
 
 # RQ queue name (RQ owns its keys and their TTLs).
 QUEUE = "parley"
 
 
+def new_id(shards: int) -> str:
+    """A new notification id in a random one of `shards` shards."""
+    # 34 characters, as in Parley 0.1 (116 random bits): one more made an email's Message-ID line longer
+    # than 78 characters for a sender domain like acme.example, and Python's email package folded it
+    return f"n_{secrets.randbelow(shards):02x}-{secrets.token_hex(15)[:29]}"
+
+
+def shard_of(nid: str) -> int:
+    """The shard written into a notification id; 0 for an id of Parley 0.1, or a string that is no id."""
+    if nid[4:5] != "-":
+        return 0
+    try:
+        return int(nid[2:4], 16)
+    except ValueError:
+        return 0
+
+
+def _tagged(shard: int) -> str:
+    return f"{PREFIX}{{{shard}}}:"
+
+
+def due(shard: int) -> str:
+    """ZSET of the shard's notification ids scored by due time in ms. Owner: the worker removes a member
+    when its notification finishes; the stop script removes it on stop."""
+    return _tagged(shard) + "due"
+
+
+def shard_metrics(shard: int) -> str:
+    """HASH of the counters the shard's scripts bump (intents accepted, stops). Bounded: fixed field set."""
+    return _tagged(shard) + "metrics"
+
+
+def notification_prefix(shard: int) -> str:
+    """What a notification key of this shard starts with (the LEASE script builds keys from it)."""
+    return _tagged(shard) + "n:"
+
+
 def notification(nid: str) -> str:
     """HASH: the notification. No TTL while active; expires `retention` after it ends."""
-    return f"{PREFIX}n:{nid}"
+    return f"{notification_prefix(shard_of(nid))}{nid}"
 
 
 def notification_log(nid: str) -> str:
     """LIST: timeline entries beyond attempts and events. Same lifetime as the notification."""
-    return f"{PREFIX}n:{nid}:log"
+    return f"{notification_prefix(shard_of(nid))}{nid}:log"
 
 
 def policy(digest: str) -> str:
@@ -45,14 +90,17 @@ def correlation(tenant: str, key: str) -> str:
     return f"{PREFIX}corr:{tenant}:{key}"
 
 
-def outbox(tenant: str) -> str:
-    """LIST: the outbox provider's messages, newest first. Trimmed to OUTBOX_KEEP; TTL = retention."""
-    return f"{PREFIX}outbox:{tenant}"
+def outbox(tenant: str, shard: int | None = None) -> str:
+    """LIST: the outbox provider's messages, newest first: one list per shard for messages of
+    notifications (the OUTBOX script keeps a message under the notification's fence), and one
+    (`shard` None) for messages of no notification (masked-session relays). Trimmed to OUTBOX_KEEP
+    each; TTL = retention. GET /v1/outbox merges them by time."""
+    return f"{PREFIX}outbox:{tenant}" if shard is None else f"{_tagged(shard)}outbox:{tenant}"
 
 
 def outbox_sent(nid: str) -> str:
     """SET: attempt keys the outbox already accepted for a notification (send once). Same lifetime."""
-    return f"{PREFIX}n:{nid}:outbox"
+    return f"{notification_prefix(shard_of(nid))}{nid}:outbox"
 
 
 def rules_generation() -> str:

@@ -1,24 +1,30 @@
 """Lua scripts: every multi-key write to Redis is one of these, so it happens whole or not at all.
 
-Keys of one notification are derived inside a script only from its id and the
-fixed prefix (parley:n:<id>...), which is fine on one Redis (not on a cluster).
+Every key a script touches is declared in KEYS, except the notification hashes LEASE builds
+from its shard's prefix: those carry the due set's hash tag, so on a Redis Cluster each script
+runs on one slot (gateway/state/keys.py). On a cluster the store passes the notification's own
+key for every tenant-level key (an index, the idempotency key, the policy snapshot): a KEYS[i]
+equal to KEYS[1] means "none", and the store does that part outside the script.
 """
 
 # KEYS: notification, idempotency, correlation, due, policy, phone index (= notification key when none),
-#       metrics (the intents-accepted counter is bumped here, not in a second round trip)
+#       the shard's metrics (the intents-accepted counter is bumped here, not in a second round trip)
 # ARGV: id, body_hash ('' = no idempotency key), due_ms, policy_json ('' = assume stored),
 #       policy_ttl_s, idem_ttl_s, corr_ttl_s, counter field, field, value, ...
+# A notification that exists already answers 'exists' (on a cluster: a retry with the id an
+# Idempotency-Key reserved, gateway/state/store.py).
 CREATE = """
-if ARGV[2] ~= '' then
+if ARGV[2] ~= '' and KEYS[2] ~= KEYS[1] then
   local prior = redis.call('GET', KEYS[2])
   if prior then return {'exists', prior} end
 end
-if redis.call('EXPIRE', KEYS[5], ARGV[5]) == 0 then
+if redis.call('EXISTS', KEYS[1]) == 1 then return {'exists', ARGV[1] .. ' ' .. ARGV[2]} end
+if KEYS[5] ~= KEYS[1] and redis.call('EXPIRE', KEYS[5], ARGV[5]) == 0 then
   if ARGV[4] == '' then return {'need_policy'} end
   redis.call('SET', KEYS[5], ARGV[4], 'EX', ARGV[5])
 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 9))
-if ARGV[2] ~= '' then
+if ARGV[2] ~= '' and KEYS[2] ~= KEYS[1] then
   redis.call('SET', KEYS[2], ARGV[1] .. ' ' .. ARGV[2], 'EX', ARGV[6])
 end
 if KEYS[3] ~= KEYS[1] then
@@ -34,15 +40,15 @@ redis.call('HINCRBY', KEYS[7], ARGV[8], 1)
 return {'created'}
 """
 
-# Lease due notifications: push their due time `lease_ms` ahead (so a crashed
+# Lease a shard's due notifications: push their due time `lease_ms` ahead (so a crashed
 # worker's work comes back) and bump each one's fence token.
-# KEYS: due; ARGV: now_ms, limit, lease_ms, prefix
+# KEYS: the shard's due set; ARGV: now_ms, limit, lease_ms, the shard's notification key prefix
 LEASE = """
 local items = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, ARGV[2])
 local out = {}
 for i = 1, #items, 2 do
   local id = items[i]
-  local key = ARGV[4] .. 'n:' .. id
+  local key = ARGV[4] .. id
   if redis.call('HGET', key, 'status') == 'active' then
     redis.call('ZADD', KEYS[1], tonumber(ARGV[1]) + tonumber(ARGV[3]), id)
     out[#out + 1] = id
@@ -127,7 +133,7 @@ if ARGV[4] == '' then
   for _, i in ipairs({3, 6}) do
     if KEYS[i] ~= KEYS[1] then redis.call('EXPIRE', KEYS[i], ARGV[8], 'GT') end
   end
-  redis.call('EXPIRE', KEYS[7], ARGV[9], 'GT')
+  if KEYS[7] ~= KEYS[1] then redis.call('EXPIRE', KEYS[7], ARGV[9], 'GT') end
   return 1
 end
 redis.call('HSET', KEYS[1], 'status', ARGV[4], 'final_at', ARGV[5], 'final_reason', ARGV[6], 'due', '')
@@ -137,8 +143,8 @@ return 1
 """
 )
 
-# A response or cancel; a stop is counted in the metrics hash as it happens.
-# KEYS: the family, then the metrics hash; ARGV: id, tenant, type, event_json, final_at, retention_s, metric_field
+# A response or cancel; a stop is counted in the shard's metrics hash as it happens.
+# KEYS: the family, then the shard's metrics hash; ARGV: id, tenant, type, event_json, final_at, retention_s, metric_field
 STOP = (
     _RELEASE
     + """

@@ -17,6 +17,8 @@ from redis.exceptions import NoScriptError
 from gateway import metrics
 from gateway.state import keys, lua
 from gateway.state.autopipe import AutoPipeline, hiredis_packing
+from gateway.state.cluster import ClusterCommands, ClusterWrites, indexes
+from gateway.state.connection import NO_WAIT, ReplicaWait, blocking_pool, cluster_client, eval_then_wait, is_cluster
 from gateway.state.records import RECEIPTS, Delivery, Stored
 from rules.durations import to_ms
 from rules.model import Policy, StopEvent
@@ -33,43 +35,68 @@ class Created:
     id: str
 
 
-@dataclass(frozen=True)
-class Leased:
-    id: str
-    due_ms: int
-    token: int
-
-
 class Store:
     """Async access for the API and the workers."""
 
-    def __init__(self, client: aredis.Redis, retention: timedelta, piped: aredis.Redis | None = None) -> None:
+    def __init__(
+        self, client: aredis.Redis, retention: timedelta, piped: aredis.Redis | None = None, wait: ReplicaWait = NO_WAIT,
+        *, shards: int = 1, cluster: bool = False, queue: aredis.Redis | None = None,
+    ) -> None:  # fmt: skip
         self.r = client
+        self.shards = shards  # new notifications go to one of this many shards (gateway/state/keys.py)
+        # On a Redis Cluster a notification's tenant-level keys (indexes, idempotency, policy snapshot) are
+        # written beside its scripts, not in them (gateway/state/cluster.py).
+        self.cluster = cluster
+        self._beside = ClusterWrites(client, int(retention.total_seconds()), int(IDEMPOTENCY_TTL.total_seconds()),
+                                     int(POLICY_TTL.total_seconds()))  # fmt: skip
+        self.wait = wait  # the replicas that must have a stop before it is acknowledged (redis.wait_replicas)
         self._piped = piped
-        self._pipe = AutoPipeline(piped or client)  # the hot paths' commands (scripts, loads, counters)
+        self._queue = queue or client  # where RQ's queue is (redis.queue_url)
+        # The hot paths' commands (scripts, loads, counters), pipelined; a cluster client routes each itself.
+        self._pipe: AutoPipeline | ClusterCommands = (
+            ClusterCommands(client) if cluster else AutoPipeline(piped or client)
+        )
         self.retention_s = int(retention.total_seconds())
         self._scripts = {name: client.register_script(getattr(lua, name)) for name in _SCRIPTS}
         self._policies: dict[str, Policy] = {}
         self._stored_policies: set[str] = set()
 
     @classmethod
-    def connect(cls, url: str, retention: timedelta) -> Store:
+    def connect(
+        cls,
+        url: str,
+        retention: timedelta,
+        wait: ReplicaWait = NO_WAIT,
+        *,
+        shards: int = 1,
+        queue_url: str | None = None,
+    ) -> Store:
+        """A store on a plain, Sentinel or Cluster URL (gateway/state/connection.py); RQ's queue on `queue_url`
+        when it is elsewhere."""
+        queue = aredis.Redis.from_pool(blocking_pool(queue_url, max_connections=4, timeout=5)) if queue_url else None
+        if is_cluster(url):
+            client = cluster_client(url, max_connections=100)
+            return cls(client, retention, None, wait, shards=shards, cluster=True, queue=queue)  # type: ignore[arg-type]
+
         # A blocking pool: past max_connections a command waits for a free connection instead of
         # failing (redis-py's default pool raised "Too many connections", a 500, under python -m bench).
+        # A plain or a Sentinel URL alike (gateway/state/connection.py).
         def pool(**options: Any) -> aredis.ConnectionPool:
-            return hiredis_packing(aredis.BlockingConnectionPool.from_url(
+            return hiredis_packing(blocking_pool(
                 url, decode_responses=True, max_connections=100, timeout=20, **options
             ))  # fmt: skip
 
         # The auto-pipeline times out whole pipelines itself (gateway/state/autopipe.py).
         piped = aredis.Redis.from_pool(pool(socket_timeout=None))
-        return cls(aredis.Redis.from_pool(pool()), retention, piped)
+        return cls(aredis.Redis.from_pool(pool()), retention, piped, wait, shards=shards, queue=queue)
 
     async def close(self) -> None:
         await self._pipe.aclose()
         await self.r.aclose()
         if self._piped is not None:
             await self._piped.aclose()
+        if self._queue is not self.r:
+            await self._queue.aclose()
 
     async def ping(self) -> bool:
         try:
@@ -87,12 +114,22 @@ class Store:
 
     # -- creating ---------------------------------------------------------------------------
 
+    def new_id(self) -> str:
+        """An id for a new notification, in one of the shards (gateway/state/keys.py)."""
+        return keys.new_id(self.shards)
+
     async def create(
         self, *, nid: str, tenant: str, fields: dict[str, str], policy: Policy, digest: str, due: datetime,
         idempotency_key: str | None, body_hash: str, correlation_key: str | None, phone: str | None = None,
     ) -> Created:  # fmt: skip
         """Store a notification, its policy snapshot, idempotency key and first due step, and count it
-        (metrics.INTENTS): one round trip."""
+        (metrics.INTENTS): one round trip (on a cluster, gateway/state/cluster.py: three)."""
+        if self.cluster:
+            outcome, nid = await self._beside.create(
+                self._run, self._stored_policies, nid, tenant, fields, (policy, digest), due,
+                (idempotency_key, body_hash), (correlation_key, phone),
+            )  # fmt: skip
+            return Created(outcome, nid)
         nkey = keys.notification(nid)
         idem = keys.idempotency(tenant, idempotency_key) if idempotency_key else nkey
         corr = keys.correlation(tenant, correlation_key) if correlation_key else nkey
@@ -102,7 +139,8 @@ class Store:
             args = [nid, body_hash if idempotency_key else "", to_ms(due), snapshot, int(POLICY_TTL.total_seconds()),
                     int(IDEMPOTENCY_TTL.total_seconds()), self.retention_s, metrics.INTENTS, *flat]  # fmt: skip
             phone_key = keys.phone_index(tenant, phone) if phone else nkey
-            nkeys = [nkey, idem, corr, keys.DUE, keys.policy(digest), phone_key, keys.METRICS]
+            nkeys = [nkey, idem, corr, keys.due(keys.shard_of(nid)), keys.policy(digest), phone_key,
+                     keys.shard_metrics(keys.shard_of(nid))]  # fmt: skip
             result = await self._run("CREATE", nkeys, args)
             if result[0] != "need_policy":
                 break
@@ -149,6 +187,9 @@ class Store:
         """Store a performed attempt's outcome (allowed to the claimant even after a stop)."""
         entry = json.dumps(log) if log else ""
         pid = delivery.provider_id if delivery.channel in RECEIPTS else None
+        if pid and self.cluster:  # in another slot: indexed first (a receipt for an unrecorded attempt waits)
+            await self._beside.index_provider_id(pid, f"{nid} {delivery.key}")
+            pid = None
         index = keys.provider_index(pid) if pid else keys.notification(nid)
         args = [f"a:{delivery.key}", delivery.claim, delivery.stored(), entry, _REFUSED[delivery.status],
                 f"{nid} {delivery.key}" if pid else "", self.retention_s]  # fmt: skip
@@ -170,7 +211,7 @@ class Store:
         failed = after.status is DeliveryStatus.FAILED
         args = [nid, f"a:{attempt}", expected, after.stored(), to_ms(now),
                 "1" if failed else "0", json.dumps(log) if log else ""]  # fmt: skip
-        nkeys = [keys.notification(nid), keys.DUE, keys.notification_log(nid)]
+        nkeys = [keys.notification(nid), keys.due(keys.shard_of(nid)), keys.notification_log(nid)]
         return bool(await self._run("RECEIPT", nkeys, args))
 
     async def raw_attempt(self, nid: str, attempt: str) -> str | None:
@@ -204,7 +245,7 @@ class Store:
 
     async def queue_length(self) -> int:
         """Jobs waiting in the RQ queue (RQ owns the key; its name is RQ's `rq:queue:<name>`)."""
-        return int(await self.r.llen(f"rq:queue:{keys.QUEUE}"))
+        return int(await self._queue.llen(f"rq:queue:{keys.QUEUE}"))
 
     async def advance(
         self,
@@ -222,23 +263,45 @@ class Store:
         index_ttl, policy_ttl = self.retention_s + wait_s, int(POLICY_TTL.total_seconds()) + wait_s
         args = [nid, token, to_ms(next_due) if next_due else "", status, at.isoformat() if at else "", reason or "",
                 self.retention_s, index_ttl, policy_ttl]  # fmt: skip
-        return bool(await self._run("ADVANCE", [*self._family(stored), keys.policy(stored.version)], args))
+        policy_key = keys.notification(nid) if self.cluster else keys.policy(stored.version)  # cluster: none
+        done = bool(await self._run("ADVANCE", [*self._family(stored), policy_key], args))
+        if done and self.cluster:
+            await self._beside.after_advance(stored, ended=bool(final), index_ttl=index_ttl, policy_ttl=policy_ttl)
+        return done
 
     def _family(self, stored: Stored) -> list[str]:
-        nid, tenant, n = stored.id, stored.tenant, keys.notification(stored.id)
-        corr = keys.correlation(tenant, stored.correlation_key) if stored.correlation_key else n
-        phone = keys.phone_index(tenant, stored.intent.recipient.phone) if stored.intent.recipient.phone else n
-        return [n, keys.DUE, corr, keys.notification_log(nid), keys.outbox_sent(nid), phone]
+        """The keys the ADVANCE and STOP scripts release; on a cluster without the tenant's indexes."""
+        nid, n = stored.id, keys.notification(stored.id)
+        corr, phone = (None, None) if self.cluster else indexes(stored)
+        return [
+            n,
+            keys.due(keys.shard_of(nid)),
+            corr or n,
+            keys.notification_log(nid),
+            keys.outbox_sent(nid),
+            phone or n,
+        ]
 
     # -- responses --------------------------------------------------------------------------
 
     async def stop(self, tenant: str, stored: Stored, kind: StopEvent, at: datetime, source: str) -> str:
         """Record an event; stop the notification if its policy ends on it. Returns
-        'stopped', 'recorded' (kept running), 'inactive' (already over) or 'missing'."""
+        'stopped', 'recorded' (kept running), 'inactive' (already over) or 'missing'.
+
+        With redis.wait_replicas, NotReplicated when fewer replicas had it in time: the stop holds on the
+        master, but a failover now could lose it. Retrying is safe: the STOP script answers 'inactive' (and
+        records the event again), and its write makes the WAIT cover the first one too."""
         nid = stored.id
         event = json.dumps({"type": kind.value, "at": at.isoformat(), "source": source})
         args = [nid, tenant, kind.value, event, at.isoformat(), self.retention_s, metrics.stop_field(kind)]
-        return str(await self._run("STOP", [*self._family(stored), keys.METRICS], args))
+        family = [*self._family(stored), keys.shard_metrics(keys.shard_of(nid))]
+        if self.wait.replicas:
+            result = str(await eval_then_wait(self.r, lua.STOP, family, args, self.wait))
+        else:
+            result = str(await self._run("STOP", family, args))
+        if result == "stopped" and self.cluster:
+            await self._beside.release(stored)
+        return result
 
     async def stop_all(
         self, tenant: str, ids: list[str], kind: StopEvent, at: datetime, source: str,
@@ -259,19 +322,23 @@ class Store:
 
     async def outbox_put(self, tenant: str, nid: str, fence: int, attempt_key: str, message: dict[str, Any]) -> str:
         args = [fence, attempt_key, _outbox_entry(message), keys.OUTBOX_KEEP, self.retention_s]
-        nkeys = [keys.notification(nid), keys.outbox(tenant), keys.outbox_sent(nid)]
+        nkeys = [keys.notification(nid), keys.outbox(tenant, keys.shard_of(nid)), keys.outbox_sent(nid)]
         return str(await self._run("OUTBOX", nkeys, args))
 
     async def outbox_append(self, tenant: str, message: dict[str, Any]) -> None:
         """An outbox entry that belongs to no notification (masked-session relays)."""
-        async with self.r.pipeline(transaction=True) as pipe:
+        async with self.r.pipeline(transaction=not self.cluster) as pipe:  # a cluster pipeline has no MULTI
             pipe.lpush(keys.outbox(tenant), _outbox_entry(message))
             pipe.ltrim(keys.outbox(tenant), 0, keys.OUTBOX_KEEP - 1)
             pipe.expire(keys.outbox(tenant), self.retention_s)
             await pipe.execute()
 
     async def outbox(self, tenant: str, limit: int) -> list[dict[str, Any]]:
-        return [json.loads(item) for item in await self.r.lrange(keys.outbox(tenant), 0, limit - 1)]
+        """The newest `limit` messages of every shard's list and the relays' list, newest first."""
+        lists = [keys.outbox(tenant, shard) for shard in range(self.shards)] + [keys.outbox(tenant)]
+        found = await asyncio.gather(*(self.r.lrange(key, 0, limit - 1) for key in lists))
+        messages = [json.loads(item) for items in found for item in items]
+        return sorted(messages, key=lambda m: str(m.get("at", "")), reverse=True)[:limit]
 
     # -- metrics ----------------------------------------------------------------------------
 
@@ -282,10 +349,16 @@ class Store:
         await asyncio.gather(*(self._pipe.execute("HINCRBY", keys.METRICS, f, n) for f, n in amounts.items() if n))
 
     async def counters(self) -> dict[str, int]:
-        return {str(k): int(v) for k, v in (await self.r.hgetall(keys.METRICS)).items()}
+        """The workers' counters and every shard's, added up."""
+        hashes = [keys.METRICS, *(keys.shard_metrics(shard) for shard in range(self.shards))]
+        total: dict[str, int] = {}
+        for found in await asyncio.gather(*(self.r.hgetall(key) for key in hashes)):
+            for field, value in found.items():
+                total[str(field)] = total.get(str(field), 0) + int(value)
+        return total
 
     async def due_depth(self) -> int:
-        return int(await self.r.zcard(keys.DUE))
+        return sum(await asyncio.gather(*(self.r.zcard(keys.due(shard)) for shard in range(self.shards))))
 
     # -- rate limits and the audit log ------------------------------------------------------
 
@@ -307,7 +380,7 @@ class Store:
     async def audit_add(self, tenant: str, entry: str, min_id_ms: int, max_entries: int, ttl_s: int) -> str:
         """Append an audit entry; entries before `min_id_ms` and beyond `max_entries` are trimmed."""
         key = keys.audit(tenant)
-        async with self.r.pipeline(transaction=True) as pipe:
+        async with self.r.pipeline(transaction=not self.cluster) as pipe:  # a cluster pipeline has no MULTI
             pipe.xadd(key, {"e": entry}, maxlen=max_entries, approximate=True)
             pipe.xtrim(key, minid=str(min_id_ms), approximate=True)
             pipe.expire(key, ttl_s)
@@ -334,27 +407,6 @@ def _outbox_entry(message: dict[str, Any]) -> bytes:
 
 
 _SCRIPTS = ("CREATE", "FENCED_SET", "RECORD", "RECEIPT", "ADVANCE", "STOP", "OUTBOX", "RATE_INCR")
-
-
-class TimerStore:
-    """The timer's synchronous access (it runs in a worker's thread, beside RQ)."""
-
-    def __init__(self, client: redis.Redis) -> None:
-        self.r = client
-        self._lease = client.register_script(lua.LEASE)
-
-    def lease(self, now_ms: int, limit: int, lease_ms: int) -> list[Leased]:
-        flat = self._lease(keys=[keys.DUE], args=[now_ms, limit, lease_ms, keys.PREFIX])
-        text = [x.decode() if isinstance(x, bytes) else str(x) for x in flat]
-        return [Leased(text[i], int(float(text[i + 1])), int(text[i + 2])) for i in range(0, len(text), 3)]
-
-    def due_count(self, now_ms: int) -> int:
-        """Due steps not leased yet."""
-        return int(self.r.zcount(keys.DUE, "-inf", now_ms))
-
-    def next_due_ms(self) -> int | None:
-        first = self.r.zrange(keys.DUE, 0, 0, withscores=True)
-        return int(first[0][1]) if first else None
 
 
 # The RECORD script's refused_from argument per new status, from the one transition table.

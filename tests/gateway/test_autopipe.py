@@ -22,7 +22,7 @@ import redis.asyncio as aredis
 from redis.asyncio.connection import AbstractConnection
 
 from gateway.embedded import EmbeddedRedis
-from gateway.state import autopipe, lua
+from gateway.state import autopipe, keys, lua
 from gateway.state.autopipe import SUPPORTED_REDIS, AutoPipeline, hiredis_packing, why_slow_reads
 from gateway.state.records import Stored
 from gateway.state.store import Store
@@ -176,11 +176,11 @@ def test_a_notification_loads_alike_over_either_protocol(
     async def run() -> Stored | None:
         store = Store.connect(f"{redis_server.url}?protocol={protocol}", timedelta(days=1))
         try:
-            await store.r.delete("parley:n:proto")
-            await store.r.hset("parley:n:proto", mapping=fields)
+            await store.r.delete(keys.notification("proto"))
+            await store.r.hset(keys.notification("proto"), mapping=fields)
             return await store.load("proto")
         finally:
-            await store.r.delete("parley:n:proto")
+            await store.r.delete(keys.notification("proto"))
             await store.close()
 
     stored = asyncio.run(run())

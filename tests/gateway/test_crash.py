@@ -40,7 +40,7 @@ def _cut_short(client: redis.Redis, ids: list[str]) -> int:
 def _kill_while_sending(worker: subprocess.Popen[bytes], client: redis.Redis, seen: int) -> None:
     """SIGKILL the worker the moment the outbox grows: it is in the middle of a batch then."""
     deadline = time.monotonic() + 15
-    while client.llen(keys.outbox("acme")) <= seen and time.monotonic() < deadline:
+    while client.llen(keys.outbox("acme", 0)) <= seen and time.monotonic() < deadline:
         time.sleep(0.001)
     worker.send_signal(signal.SIGKILL)
     worker.wait()
@@ -56,7 +56,7 @@ def test_sigkill_mid_step_loses_nothing_and_sends_nothing_twice(harness: Harness
     harness.clock.now = datetime.now(UTC)
     interrupted = 0
     for _ in range(6):
-        _kill_while_sending(_start_worker(harness.settings), harness.redis, harness.redis.llen(keys.outbox("acme")))
+        _kill_while_sending(_start_worker(harness.settings), harness.redis, harness.redis.llen(keys.outbox("acme", 0)))
         interrupted += _cut_short(harness.redis, ids) > 0
     worker = _start_worker(harness.settings)
     try:

@@ -67,9 +67,9 @@ def _while_sending(url: str, burst: int) -> None:
     """Wait until the worker is in the middle of the burst: the outbox grew, but not by all of it."""
     client = redis.Redis.from_url(url)
     try:
-        start = client.llen(keys.outbox("acme"))
+        start = client.llen(keys.outbox("acme", 0))
         deadline = time.monotonic() + 15
-        while client.llen(keys.outbox("acme")) < start + 2 and time.monotonic() < deadline:
+        while client.llen(keys.outbox("acme", 0)) < start + 2 and time.monotonic() < deadline:
             time.sleep(0.001)
     finally:
         client.close()
