@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from gateway import __version__
+from gateway.cli import migrate as cli_migrate
 from gateway.cli import rules as cli_rules
 from gateway.cli import run as cli_run
 from gateway.cli import templates as cli_templates
@@ -19,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_rules.register(commands)
     cli_run.register(commands)
     cli_templates.register(commands)
+    cli_migrate.register(commands)
     return parser
 
 
