@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
@@ -52,7 +54,9 @@ class Message:
     """A rendered message for one address. `fence` lets a provider refuse a stopped notification.
 
     `deadline` (a `time.monotonic()` value) is when the sending worker's lease on the
-    notification ends; None when no lease bounds the send.
+    notification ends; None when no lease bounds the send. `still_ours`, asked at the moment of
+    hand-over, says whether the notification is still running under the sending worker's fence
+    (a stop acknowledged since the claim moved it); None when nothing can stop the send.
     """
 
     tenant: str
@@ -65,9 +69,12 @@ class Message:
     locale: str
     parts: dict[str, str] = field(default_factory=dict)
     deadline: float | None = None
+    still_ours: Callable[[], Awaitable[bool]] | None = None
 
 
 LEASE_ENDING = SendResult(Outcome.CANCELLED, detail="lease ending: not handed to the provider")
+STOPPED_BEFORE = SendResult(Outcome.CANCELLED, detail="stopped before hand-over: not handed to the provider")
+UNCHECKED = SendResult(Outcome.CANCELLED, detail="Redis unavailable at hand-over: not handed to the provider")
 
 
 def too_late(deadline: float | None, call_timeout: float) -> bool:
@@ -87,3 +94,26 @@ class Adapter(Protocol):
     name: Channel
 
     async def send(self, message: Message) -> SendResult: ...
+
+
+async def hold_back(message: Message, call_timeout: float) -> SendResult | None:
+    """Asked by an adapter at the moment its provider call would start (after waiting for an SMTP
+    session or a thread): why not to start it (the lease could end during it; the notification was
+    stopped, or taken over, since the attempt was claimed), or None to go ahead. A stop acknowledged
+    while the message waited for a session is then never followed by the send (the outbox checks the
+    same in its script). The window that remains is the provider call itself."""
+    if too_late(message.deadline, call_timeout):
+        return LEASE_ENDING
+    if message.still_ours is None:
+        return None
+    try:
+        ours = await message.still_ours()
+    except Exception:
+        return UNCHECKED
+    return None if ours else STOPPED_BEFORE
+
+
+def hold_back_in_thread(message: Message, call_timeout: float, loop: asyncio.AbstractEventLoop) -> SendResult | None:
+    """`hold_back` from a provider SDK's worker thread, on the sending worker's event loop (the loop is
+    free meanwhile: the send awaits the thread)."""
+    return asyncio.run_coroutine_threadsafe(hold_back(message, call_timeout), loop).result()

@@ -18,7 +18,7 @@ from typing import Annotated, Literal
 import aiosmtplib
 from pydantic import Field
 
-from channels.base import LEASE_ENDING, Message, Outcome, Reason, SendResult, too_late
+from channels.base import Message, Outcome, Reason, SendResult, hold_back
 from channels.common import ProviderConfigError, Section, env_secret
 from rules.model import Channel
 
@@ -90,9 +90,8 @@ class EmailChannel:
     async def send(self, message: Message) -> SendResult:
         mail = self.compose(message)
         async with self._session_slot():
-            if too_late(message.deadline, self.settings.timeout):
-                return LEASE_ENDING
-            return await self._submit(message, mail)
+            held = await hold_back(message, self.settings.timeout)
+            return held or await self._submit(message, mail)
 
     def _session_slot(self) -> asyncio.Semaphore:
         """`max_sessions` for the running loop (a semaphore serves one loop; tests run several)."""

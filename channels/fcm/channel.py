@@ -21,7 +21,7 @@ import firebase_admin
 from firebase_admin import credentials, exceptions, messaging
 from pydantic import Field
 
-from channels.base import LEASE_ENDING, Message, Outcome, Reason, SendResult, too_late
+from channels.base import Message, Outcome, Reason, SendResult, hold_back_in_thread
 from channels.common import ProviderConfigError, Section, env_secret, header, retry_after
 from rules.model import Channel
 
@@ -91,21 +91,24 @@ class PushChannel:
         if not message.address.strip():
             return SendResult.failed(Outcome.PERMANENT, "empty push token", Reason.TOKEN_INVALID)
         try:
-            batch = await asyncio.to_thread(self._send_in_thread, message)
+            batch = await asyncio.to_thread(self._send_in_thread, message, asyncio.get_running_loop())
         except exceptions.FirebaseError as exc:
             return classify(exc)
         except ValueError as exc:  # refused by firebase-admin before sending: a message it cannot encode
             return SendResult.failed(Outcome.PERMANENT, f"fcm: {exc}")
-        if batch is None:
-            return LEASE_ENDING
+        if isinstance(batch, SendResult):
+            return batch  # held back
         result = batch.responses[0]  # one token per send: its own result
         if result.success:
             return SendResult(Outcome.ACCEPTED, provider_id=str(result.message_id))
         return classify(result.exception)
 
-    def _send_in_thread(self, message: Message) -> messaging.BatchResponse | None:
-        if too_late(message.deadline, self.settings.timeout):  # asked in the thread: waiting for one is the delay
-            return None
+    def _send_in_thread(
+        self, message: Message, loop: asyncio.AbstractEventLoop
+    ) -> messaging.BatchResponse | SendResult:
+        held = hold_back_in_thread(message, self.settings.timeout, loop)  # in the thread: waiting for one is the delay
+        if held is not None:
+            return held
         return messaging.send_each([self.compose(message)], False, self.app)
 
     def compose(self, message: Message) -> messaging.Message:

@@ -20,7 +20,7 @@ from pydantic import Field
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from channels.base import LEASE_ENDING, Message, Outcome, Reason, SendResult, too_late
+from channels.base import Message, Outcome, Reason, SendResult, hold_back
 from channels.common import Section, env_secret, header, retry_after
 from rules.model import Channel
 
@@ -93,8 +93,9 @@ class SlackChannel:
 
     async def send(self, message: Message) -> SendResult:
         text = message.parts.get("text", "")
-        if too_late(message.deadline, self.settings.timeout):
-            return LEASE_ENDING
+        held = await hold_back(message, self.settings.timeout)
+        if held is not None:
+            return held
         try:
             channel = await self._conversation(message.address)
             posted = await self.client.chat_postMessage(

@@ -21,7 +21,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from channels.base import LEASE_ENDING, Outcome, Reason, SendResult, too_late
+from channels.base import Message, Outcome, Reason, SendResult, hold_back_in_thread
 from channels.common import Section, env_secret, header, retry_after
 from rules.phone import OwnNumber
 
@@ -143,20 +143,24 @@ class Twilio:
             http_client=self.http,
         )
 
-    async def create(self, call: Callable[[Client], Any], deadline: float | None = None) -> SendResult:
-        """Run `call(client)` (a `.create(...)` returning a resource with a `sid`) in a thread,
-        unless the thread is free too late for `deadline` (channels.base.too_late)."""
-        return await asyncio.to_thread(self._create, call, deadline)
+    async def create(self, call: Callable[[Client], Any], message: Message | None = None) -> SendResult:
+        """Run `call(client)` (a `.create(...)` returning a resource with a `sid`) in a thread, unless,
+        once the thread is free, `message` should be held back (channels.base.hold_back)."""
+        return await asyncio.to_thread(self._create, call, message, asyncio.get_running_loop())
 
-    def _create(self, call: Callable[[Client], Any], deadline: float | None) -> SendResult:
-        if too_late(deadline, self.timeout):  # asked in the thread: waiting for one is the delay
-            return LEASE_ENDING
+    def _create(
+        self, call: Callable[[Client], Any], message: Message | None, loop: asyncio.AbstractEventLoop
+    ) -> SendResult:
+        # asked in the thread: waiting for one is the delay
+        held = hold_back_in_thread(message, self.timeout, loop) if message else None
+        if held is not None:
+            return held
         try:
             resource = call(self.client)
         except (TwilioRestException, TwilioServiceException) as exc:
             wait = retry_after(header(self.http.last_headers(), "Retry-After"))
-            message = str(getattr(exc, "msg", None) or getattr(exc, "detail", None) or "")
-            return classify(int(exc.status), exc.code, message, wait)
+            text = str(getattr(exc, "msg", None) or getattr(exc, "detail", None) or "")
+            return classify(int(exc.status), exc.code, text, wait)
         except requests.Timeout as exc:
             return SendResult.failed(Outcome.TRANSIENT, f"twilio timeout: {exc}")
         except requests.RequestException as exc:

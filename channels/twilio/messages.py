@@ -42,7 +42,7 @@ class MessagesChannel(Generic[S]):
         def create(client: Client) -> Any:
             return client.messages.create(**params)
 
-        return await self.twilio.create(create, message.deadline)
+        return await self.twilio.create(create, message)
 
     def params(self, message: Message) -> dict[str, Any]:
         """The arguments of `messages.create` for `message` (its address already checked)."""

@@ -61,7 +61,7 @@ class VoiceChannel:
         def create(client: Client) -> Any:
             return client.calls.create(**params)
 
-        return await self.twilio.create(create, message.deadline)
+        return await self.twilio.create(create, message)
 
     def params(self, message: Message) -> dict[str, Any]:
         s = self.settings

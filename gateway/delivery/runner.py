@@ -14,6 +14,7 @@ memory and recorded once Redis is back, while the lease lasts.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
@@ -196,8 +197,10 @@ async def _send(rt: Runtime, stored: Stored, policy: Policy, delivery: Delivery,
             tenant=stored.tenant, notification_id=stored.id, attempt_key=delivery.key, fence=delivery.claim,
             channel=delivery.channel, address=address, template=delivery.template, locale=rendered.locale,
             parts=rendered.parts, deadline=rt.deadline,
+            still_ours=functools.partial(rt.store.holds, stored.id, delivery.claim),
         )  # fmt: skip
         result = await rt.channels[delivery.channel].send(message)
+        now = rt.clock()  # the try's time is its answer's, not the batch's start: a send may wait for a session
     if result.outcome is Outcome.CANCELLED:
         await _fenced_out(rt, stored.id, delivery, result, now)
     if result.outcome is Outcome.PERMANENT:
