@@ -21,6 +21,7 @@ from channels.addresses import mask
 from channels.slack.signature import slack_body
 from channels.twilio.receipts import TWILIO_STATUS
 from channels.webhooks import Forbidden
+from gateway.access import Tenant
 from gateway.config import Settings
 from gateway.delivery.receipts import apply_receipt
 from gateway.state.store import Store
@@ -83,8 +84,16 @@ class ProviderWebhooks:
             return relayed  # a text to a proxy number of a masked session
         sender, receiver, text = form.get("From", ""), form.get("To", ""), form.get("Body", "")
         tenant = self.settings.tenant_for_number(receiver)
-        if tenant is None or not await self.store.first_time("twilio-sms", form.get("MessageSid", "")):
+        sid = form.get("MessageSid", "")
+        if tenant is None or await self.store.seen("twilio-sms", sid):
             return _twiml()  # not one of our tenants' numbers, or a replayed delivery
+        await self._reply(tenant, sender, text)
+        await self.store.mark_seen("twilio-sms", sid)  # after: a retry of a reply that failed half-way counts
+        return _twiml()
+
+    async def _reply(self, tenant: Tenant, sender: str, text: str) -> None:
+        """An SMS to a tenant's number: STOP/START, or an answer that stops the sender's notifications.
+        Idempotent: a provider's retry of a delivery handled half-way does it again, whole."""
         keyword = text.strip().upper()
         if keyword in STOP_WORDS or keyword in START_WORDS:
             await self.store.opt_out(tenant.name, sender, keyword in STOP_WORDS)
@@ -95,37 +104,38 @@ class ProviderWebhooks:
                 tenant.name,
             )
         if keyword in STOP_WORDS:
-            return _twiml()  # unsubscribing is not an answer; other channels carry on
+            return  # unsubscribing is not an answer; other channels carry on
         ids = await self.store.by_phone(tenant.name, sender)
         await self.store.stop_all(tenant.name, ids, StopEvent.RESPONDED, self.clock(), source="sms",
                              only=lambda stored: stored.intent.recipient.phone == sender)  # fmt: skip
-        return _twiml()
 
     async def slack_interactions(self, request: Request) -> Response:
         await slack_body(request, self.settings.slack_signing_secret)
-        if not await _first_slack_delivery(self.store, request):
+        seen = f"{request.headers['x-slack-request-timestamp']}:{request.headers['x-slack-signature']}"
+        if await self.store.seen("slack", seen):
             return Response(status_code=200)  # a replay of a request already handled: answered, nothing done
+        await self._acknowledge(request)
+        # Remembered once handled, so a retry after a failure half-way is handled again (a stop is
+        # idempotent), while a replay of a handled request is ignored.
+        await self.store.mark_seen("slack", seen, SLACK_REPLAY_TTL_S)
+        return Response(status_code=200)
+
+    async def _acknowledge(self, request: Request) -> None:
+        """An Acknowledge click: stop the notification and say so in the Slack message."""
         payload = json.loads((await request.form()).get("payload") or "{}")  # type: ignore[arg-type]
         action = next((a for a in payload.get("actions", []) if a.get("action_id") == "parley_ack"), None)
         if action is None:
-            return Response(status_code=200)
+            return
         nid = str(action.get("value", "")).split("|")[0]
         stored = await self.store.load(nid)
         if stored is None:
-            return Response(status_code=200)
+            return
         user = payload.get("user", {})
         who = user.get("username") or user.get("name") or user.get("id", "someone")
         now = self.clock()
         await self.store.stop(stored.tenant, stored, StopEvent.ACKNOWLEDGED, now, source=f"slack:{user.get('id', '')}")
         if self.slack_acknowledged is not None:
             await self.slack_acknowledged(payload, who, now)
-        return Response(status_code=200)
-
-
-async def _first_slack_delivery(store: Store, request: Request) -> bool:
-    """True the first time this signed request (timestamp and signature, checked by slack_body) is seen."""
-    seen = f"{request.headers['x-slack-request-timestamp']}:{request.headers['x-slack-signature']}"
-    return await store.first_time("slack", seen, SLACK_REPLAY_TTL_S)
 
 
 def install_forbidden(app: FastAPI) -> None:

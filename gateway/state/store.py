@@ -183,6 +183,11 @@ class Store:
         args = [token, f"a:{delivery.key}", delivery.stored()]
         return bool(await self._run("FENCED_SET", [keys.notification(nid)], args))
 
+    async def holds(self, nid: str, token: int) -> bool:
+        """Whether the notification is still running under this fence token (asked at a send's hand-over)."""
+        current, status = await self._pipe.execute("HMGET", keys.notification(nid), "token", "status")
+        return bool(current == str(token) and status == "active")
+
     async def record(self, nid: str, delivery: Delivery, log: dict[str, Any] | None = None) -> bool:
         """Store a performed attempt's outcome (allowed to the claimant even after a stop)."""
         entry = json.dumps(log) if log else ""
@@ -239,9 +244,14 @@ class Store:
     async def is_opted_out(self, tenant: str, phone: str) -> bool:
         return bool(await self.r.sismember(keys.opted_out(tenant), phone_digest(phone)))
 
-    async def first_time(self, source: str, delivery_id: str, ttl_s: int = 86400) -> bool:
-        """True the first time a webhook delivery is seen within `ttl_s` (replays are ignored)."""
-        return bool(await self.r.set(keys.webhook_seen(source, delivery_id), "1", nx=True, ex=ttl_s))
+    async def seen(self, source: str, delivery_id: str) -> bool:
+        """Whether a webhook delivery was handled already (replays are ignored)."""
+        return bool(await self.r.exists(keys.webhook_seen(source, delivery_id)))
+
+    async def mark_seen(self, source: str, delivery_id: str, ttl_s: int = 86400) -> None:
+        """Remember a webhook delivery for `ttl_s`, once it was handled: a provider's retry of a delivery
+        that failed half-way (Redis away: a 503) is handled again, not taken for a replay."""
+        await self.r.set(keys.webhook_seen(source, delivery_id), "1", ex=ttl_s)
 
     async def queue_length(self) -> int:
         """Jobs waiting in the RQ queue (RQ owns the key; its name is RQ's `rq:queue:<name>`)."""
