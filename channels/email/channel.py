@@ -18,7 +18,7 @@ from typing import Annotated, Literal
 import aiosmtplib
 from pydantic import Field
 
-from channels.base import Message, Outcome, Reason, SendResult, hold_back
+from channels.base import LEASE_ENDING, Message, Outcome, Reason, SendResult, hold_back, too_late
 from channels.common import ProviderConfigError, Section, env_secret
 from rules.model import Channel
 
@@ -90,8 +90,9 @@ class EmailChannel:
     async def send(self, message: Message) -> SendResult:
         mail = self.compose(message)
         async with self._session_slot():
-            held = await hold_back(message, self.settings.timeout)
-            return held or await self._submit(message, mail)
+            if too_late(message.deadline, self.settings.timeout):  # before opening a connection for nothing
+                return LEASE_ENDING
+            return await self._submit(message, mail)
 
     def _session_slot(self) -> asyncio.Semaphore:
         """`max_sessions` for the running loop (a semaphore serves one loop; tests run several)."""
@@ -102,13 +103,20 @@ class EmailChannel:
 
     async def _submit(self, message: Message, mail: EmailMessage) -> SendResult:
         s = self.settings
+        client = aiosmtplib.SMTP(
+            hostname=s.host, port=s.port or DEFAULT_PORT[s.security],
+            username=self._auth[0] if self._auth else None, password=self._auth[1] if self._auth else None,
+            use_tls=s.security == "tls", start_tls=s.security == "starttls",
+            timeout=s.timeout, validate_certs=s.validate_certs,
+        )  # fmt: skip
         try:
-            refused, _ = await aiosmtplib.send(
-                mail, hostname=s.host, port=s.port or DEFAULT_PORT[s.security],
-                username=self._auth[0] if self._auth else None, password=self._auth[1] if self._auth else None,
-                use_tls=s.security == "tls", start_tls=s.security == "starttls",
-                timeout=s.timeout, validate_certs=s.validate_certs,
-            )  # fmt: skip
+            async with client:  # connected, EHLO (STARTTLS, AUTH) done: the next command starts the transaction
+                # Asked here, not before connecting: a stop acknowledged while the session opened still
+                # keeps the message back, and the window left is MAIL FROM to the server's answer to DATA.
+                held = await hold_back(message, s.timeout)
+                if held is not None:
+                    return held
+                refused, _ = await client.send_message(mail)
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             return classify(exc)
         if message.address in refused:  # only when some recipients were accepted: never with one
