@@ -3,6 +3,7 @@
 python -m bench               # the full run (a few minutes)
 python -m bench --quick       # a smaller version of every measurement (under a minute)
 python -m bench --json out.json --only ingest,timers
+python -m bench.chaos         # another command: Parley under crashes and Redis restarts (docs/reliability.md)
 """
 
 from __future__ import annotations
