@@ -48,7 +48,10 @@ RULES_ONLY = "rules:\n  version: 1\n  policies:\n    - name: p\n      match: {ev
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("http://redis.internal:6379", "unknown scheme 'http': use redis://, rediss://, unix://, redis+sentinel:// or redis+cluster://"),
+        (
+            "http://redis.internal:6379",
+            "unknown scheme 'http': use redis://, rediss://, unix://, redis+sentinel:// or redis+cluster://",
+        ),
         ("redis.internal:6379", "not a Redis URL"),
         ("redis://redis.internal:99999/0", "Port out of range"),
         ("redis+sentinel://s1:26379,s2:26379", "a Sentinel URL names the service the sentinels monitor"),
