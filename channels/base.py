@@ -56,7 +56,8 @@ class Message:
     `deadline` (a `time.monotonic()` value) is when the sending worker's lease on the
     notification ends; None when no lease bounds the send. `still_ours`, asked at the moment of
     hand-over, says whether the notification is still running under the sending worker's fence
-    (a stop acknowledged since the claim moved it); None when nothing can stop the send.
+    (a stop acknowledged since the claim moved it), and if so marks the hand-over, which a stop
+    then waits for before it is acknowledged; None when nothing can stop the send.
     """
 
     tenant: str

@@ -197,7 +197,7 @@ async def _send(rt: Runtime, stored: Stored, policy: Policy, delivery: Delivery,
             tenant=stored.tenant, notification_id=stored.id, attempt_key=delivery.key, fence=delivery.claim,
             channel=delivery.channel, address=address, template=delivery.template, locale=rendered.locale,
             parts=rendered.parts, deadline=rt.deadline,
-            still_ours=functools.partial(rt.store.holds, stored.id, delivery.claim),
+            still_ours=functools.partial(rt.store.hand_over, stored.id, delivery.claim, delivery.key),
         )  # fmt: skip
         result = await rt.channels[delivery.channel].send(message)
         now = rt.clock()  # the try's time is its answer's, not the batch's start: a send may wait for a session

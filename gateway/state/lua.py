@@ -71,9 +71,20 @@ redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 return 1
 """
 
+# A send's hand-over to its provider starts: allowed only while the caller holds the current fence and
+# the notification is active; marks which attempt is being handed over, and since when (a stop is
+# acknowledged once it is over). KEYS: notification; ARGV: token, attempt key, now_ms
+HANDOVER = """
+if redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] or redis.call('HGET', KEYS[1], 'status') ~= 'active' then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'handover', ARGV[2] .. ' ' .. ARGV[3])
+return 1
+"""
+
 # Record a send's result: allowed for the worker that claimed the attempt, even if
-# the notification stopped since (the message was already handed over). A provider
-# receipt that arrived before this record (delivered/failed) is not overwritten by "sent".
+# the notification stopped since (the message was already handed over); ends the attempt's hand-over.
+# A provider receipt that arrived before this record (delivered/failed) is not overwritten by "sent".
 # KEYS: notification, log, provider index ('' key = none)
 # ARGV: field, claim_token, value, log_entry ('' = none), refused_from (',sent,delivered,': statuses the
 # attempt may not leave for the new one, rules/status.py), index_value, ttl_s
@@ -82,6 +93,8 @@ local current = redis.call('HGET', KEYS[1], ARGV[1])
 if not current then return 0 end
 local decoded = cjson.decode(current)
 if tostring(decoded['claim']) ~= ARGV[2] then return 0 end
+local handing = redis.call('HGET', KEYS[1], 'handover')
+if handing and string.match(handing, '^%S+') == string.sub(ARGV[1], 3) then redis.call('HDEL', KEYS[1], 'handover') end
 if ARGV[6] ~= '' then redis.call('SET', KEYS[3], ARGV[6], 'EX', ARGV[7]) end
 if ARGV[4] ~= '' then redis.call('RPUSH', KEYS[2], ARGV[4]) end
 if string.find(ARGV[5], ',' .. decoded['status'] .. ',', 1, true) then return 2 end

@@ -193,3 +193,24 @@ def test_an_email_waiting_for_an_smtp_session_is_not_sent_once_its_notification_
         assert len(stack.mailbox.received) == 1  # the stopped one never reached the server
         held = stack.email_attempt(second)
         assert (held["status"], held["reason"]) == ("skipped", "stopped")
+
+
+def test_a_stop_during_a_send_is_acknowledged_once_the_send_is_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server is taking the email (1.5 s) when the stop arrives: the email was handed over before the
+    stop, so it is not called back, and the stop's answer waits for it. When the client hears "stopped",
+    the email's outcome is already recorded: nothing of this notification reaches a provider after it."""
+    with _stack(tmp_path, monkeypatch) as stack:
+        stack.start_worker()
+        nid = stack.notify()
+        assert stack.mailbox.arriving.wait(20), "the email never reached the SMTP server"
+        started = time.monotonic()
+        stopped = stack.api.post(f"/v1/notifications/{nid}/events", json={"type": "responded"}, headers=AUTH)
+        waited = time.monotonic() - started
+        email = stack.email_attempt(nid)
+
+        assert stopped.json()["result"] == "stopped"
+        assert email["status"] == "sent" and email["tries"] == 1  # recorded before the stop was answered
+        assert waited > 0.5  # it waited for the server's answer (up to SMTP_DELAY_S)
+        assert len(stack.mailbox.received) == 1
