@@ -173,7 +173,7 @@ async def _retry_pending(rt: Runtime, stored: Stored, policy: Policy, token: int
         if interrupted:
             note = (
                 f"{delivery.channel}: the worker was interrupted before recording the provider's answer; "
-                f"sending again (try {resumed.tries + 1}), which the recipient may get twice"
+                f"the attempt goes again as try {resumed.tries + 1}, which the recipient may get twice"
             )
             await rt.store.note(stored.id, log_entry(now, note, attempt=delivery.key))
         stored.deliveries[resumed.key] = resumed
