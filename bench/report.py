@@ -8,6 +8,7 @@ import platform
 import shutil
 import subprocess
 from collections.abc import Callable
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +31,30 @@ def machine(valkey_version: str) -> dict[str, Any]:
     if wrk:
         done = subprocess.run([wrk, "--version"], capture_output=True, text=True, check=False)
         wrk_version = (done.stdout or done.stderr).splitlines()[0] if (done.stdout or done.stderr) else ""
+    flags = next((line.split(":", 1)[1].split() for line in _lines("/proc/cpuinfo") if line.startswith("flags")), [])
     return {
         "nproc": os.cpu_count(), "cpu": cpu or platform.processor(), "memory_gib": round(mem_kb / 1024**2, 1),
         "python": platform.python_version(), "valkey": valkey_version, "wrk": wrk_version,
-        "os": f"{platform.system()} {platform.release()}",
+        "os": f"{platform.system()} {platform.release()}", "packages": packages(),
+        # the flags a faster interpreter or library build may use: two "2 vCPU EPYC" machines can differ
+        "cpu_flags": sorted(f for f in flags if f in CPU_FLAGS),
     }  # fmt: skip
+
+
+# Libraries on the hot paths whose version changes what a step costs (issue 18: the same code measured
+# twice the CPU per first step on another machine of the same kind).
+PACKAGES = ("redis", "hiredis", "uvloop", "pydantic", "pydantic-core", "rq", "fastapi", "uvicorn", "jinja2")
+CPU_FLAGS = {"avx", "avx2", "avx512f", "bmi2", "sse4_2", "aes", "sha_ni", "hypervisor"}
+
+
+def packages() -> dict[str, str]:
+    found: dict[str, str] = {}
+    for name in PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = ""
+    return found
 
 
 def _lines(path: str) -> list[str]:
@@ -96,7 +116,12 @@ def table(results: dict[str, Any]) -> str:
     text.append("")
     text += [f"{name}: {'met' if ok else 'MISSED'}" for name, ok in met.items()]
     text += [f"{name}: error: {r['error']}" for name, r in results.items() if isinstance(r, dict) and "error" in r]
-    load = results.get("machine", {}).get("load_at_start", 0.0)
+    host = results.get("machine", {})
+    if host:  # what two runs' figures depend on besides the code, so that a difference can be explained
+        versions = ", ".join(f"{name} {version or '-'}" for name, version in host.get("packages", {}).items())
+        text.append(f"machine: {host.get('nproc')} x {host.get('cpu')}; Python {host.get('python')}, "
+                    f"Valkey {host.get('valkey')}; {versions}; cpu flags {' '.join(host.get('cpu_flags', []))}")  # fmt: skip
+    load = host.get("load_at_start", 0.0)
     if load > 0.5:
         text.append(f"note: the machine was busy when the run started (load average {load:.1f}); timings suffer")
     return "\n".join(text)
