@@ -220,6 +220,12 @@ def _interrupted(rt: Runtime, before: Delivery, resumed: Delivery) -> Delivery:
     )
 
 
+def may_wait(rt: Runtime, pause: float) -> bool:
+    """Whether trying a Redis write again after `pause` still fits in the running job's lease (with a
+    second to spare); a try that could outlast it is left to the next lease."""
+    return rt.deadline is None or time.monotonic() + pause + 1.0 < rt.deadline
+
+
 async def _durably(rt: Runtime, write: Callable[[], Awaitable[Any]]) -> Any:
     """A write of what a provider answered, tried again through a Redis outage while the lease allows:
     given up, the attempt would look interrupted to the next lease and be sent again."""
@@ -227,7 +233,7 @@ async def _durably(rt: Runtime, write: Callable[[], Awaitable[Any]]) -> Any:
         try:
             return await write()
         except STORE_ERRORS as exc:
-            if pause is None or (rt.deadline is not None and time.monotonic() + pause + 1.0 >= rt.deadline):
+            if pause is None or not may_wait(rt, pause):
                 raise
             log.warning("recording a send: Redis unavailable (%s); trying again in %.2f s", exc, pause)
             await asyncio.sleep(pause)

@@ -23,7 +23,7 @@ import uvloop
 from rq import Queue
 
 from gateway import metrics
-from gateway.delivery.runner import STORE_ERRORS, STORE_RETRY_PAUSES_S, Runtime, process
+from gateway.delivery.runner import STORE_ERRORS, STORE_RETRY_PAUSES_S, Runtime, may_wait, process
 from gateway.state import keys
 from gateway.state.due import Leased, TimerStore
 from rules.durations import from_ms
@@ -107,9 +107,7 @@ async def _process(rt: Runtime, item: Leased) -> None:
             await process(rt, item)
             return
         except STORE_ERRORS as exc:
-            # The run's writes must all fit in the lease: a retry that could outlast it is left to
-            # the next lease, as before.
-            if pause is None or (rt.deadline is not None and time.monotonic() + pause + 1.0 >= rt.deadline):
+            if pause is None or not may_wait(rt, pause):  # the run's writes must all fit in the lease
                 raise
             # A plain ConnectionError or TimeoutError may come from the auto-pipeline's socket, or from
             # an adapter that failed to classify a provider error (a bug): run again only if Redis is

@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 
 import redis
 import redis.asyncio as aredis
@@ -128,44 +128,42 @@ def parse(url: str) -> SentinelUrl | ClusterUrl | None:
 
 
 def _sentinel_url(url: str) -> SentinelUrl:
-    try:
-        parts = urlsplit(url)
-    except ValueError as exc:
-        raise ValueError(f"not a valid Sentinel URL: {exc}") from None
-    userinfo, at, hostlist = parts.netloc.rpartition("@")
-    hosts = hostlist.split(",") if hostlist else []
+    parts, (user, password), hosts = _split(url, "Sentinel")
     if not hosts:
         raise ValueError("a Sentinel URL names its sentinels: redis+sentinel://host:26379[,host:26379...]/service")
-    sentinels = tuple(_sentinel_host(text, i) for i, text in enumerate(hosts, 1))
+    sentinels = tuple(_host(text, i, "sentinel", SENTINEL_PORT) for i, text in enumerate(hosts, 1))
     segments = [unquote(s) for s in parts.path.strip("/").split("/")] if parts.path.strip("/") else []
     if not segments or not segments[0]:
         raise ValueError("a Sentinel URL names the service the sentinels monitor: redis+sentinel://host:26379/mymaster")
     if len(segments) > 2 or (len(segments) == 2 and not segments[1].isdigit()):
         raise ValueError("after the service name a Sentinel URL has at most a database number: /mymaster/0")
-    user, _, password = userinfo.partition(":") if at else ("", "", "")
     return SentinelUrl(sentinels, segments[0], int(segments[1]) if len(segments) == 2 else 0,
-                       unquote(user) or None, unquote(password) or None, **_options(parts.query))  # fmt: skip
+                       user, password, **_options(parts.query))  # fmt: skip
 
 
 def _cluster_url(url: str) -> ClusterUrl:
-    try:
-        parts = urlsplit(url)
-    except ValueError as exc:
-        raise ValueError(f"not a valid Cluster URL: {exc}") from None
-    userinfo, at, hostlist = parts.netloc.rpartition("@")
-    if not hostlist:
+    parts, (user, password), hosts = _split(url, "Cluster")
+    if not hosts:
         raise ValueError("a Cluster URL names some of its nodes: redis+cluster://host:6379[,host:6379...]")
     if parts.path.strip("/"):
         raise ValueError("a Cluster URL has no database number: a cluster has only database 0")
-    nodes = tuple(_sentinel_host(text, i, "node", PLAIN_PORT) for i, text in enumerate(hostlist.split(","), 1))
-    options = _options(parts.query, allowed=CLUSTER_OPTIONS, what="Cluster")
+    nodes = tuple(_host(text, i, "node", PLAIN_PORT) for i, text in enumerate(hosts, 1))
+    return ClusterUrl(nodes, user, password, **_options(parts.query, allowed=CLUSTER_OPTIONS, what="Cluster"))
+
+
+def _split(url: str, what: str) -> tuple[SplitResult, tuple[str | None, str | None], list[str]]:
+    """A Sentinel or Cluster URL's parts, its user and password, and its comma-separated hosts."""
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise ValueError(f"not a valid {what} URL: {exc}") from None
+    userinfo, at, hostlist = parts.netloc.rpartition("@")
     user, _, password = userinfo.partition(":") if at else ("", "", "")
-    return ClusterUrl(nodes, unquote(user) or None, unquote(password) or None, **options)
+    return parts, (unquote(user) or None, unquote(password) or None), hostlist.split(",") if hostlist else []
 
 
-def _sentinel_host(
-    text: str, number: int, what: str = "sentinel", default_port: int = SENTINEL_PORT
-) -> tuple[str, int]:
+def _host(text: str, number: int, what: str, default_port: int) -> tuple[str, int]:
+    """`host[:port]` (`[v6]:port`) of a URL naming several hosts: the `number`-th `what`."""
     if text.startswith("["):  # an IPv6 address: [::1]:26379
         host, _, rest = text[1:].partition("]")
         port_text = rest.removeprefix(":") if rest.startswith(":") else (None if rest else "")

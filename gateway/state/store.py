@@ -313,9 +313,9 @@ class Store:
             result = str(await eval_then_wait(self.r, lua.STOP, family, args, self.wait))
         else:
             result = str(await self._run("STOP", family, args))
-        if result == "stopped" and self.cluster:
-            await self._beside.release(stored)
         if result == "stopped":
+            if self.cluster:
+                await self._beside.release(stored)
             await self._handed_over(nid)
         return result
 

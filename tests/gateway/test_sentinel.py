@@ -34,7 +34,7 @@ from gateway.state.connection import BlockingSentinelPool, ReplicaWait, Sentinel
 from gateway.state.store import Store
 from rules.problems import RulesError
 from tests.fixtures import KEYS, intent, write_config
-from tests.gateway.test_worker_survives_redis import _accepted, _finished
+from tests.gateway.test_worker_survives_redis import _accepted, _finished, _unfinished
 from tests.sentinel_cluster import SentinelCluster, ask, sentinel_cluster
 
 AUTH = {"Authorization": f"Bearer {KEYS['acme']}"}
@@ -186,19 +186,6 @@ def _through_the_failover(api: TestClient, within_s: float = 30.0) -> tuple[str,
         assert time.monotonic() < deadline, "no master within 30 s"
         refused += 1
         time.sleep(0.05)
-
-
-def _unfinished(url: str, ids: list[str], within_s: float) -> list[str]:
-    client = sync_client(url)
-    deadline = time.monotonic() + within_s
-    try:
-        while True:
-            left = [n for n in ids if client.hget(keys.notification(n), "status") != b"completed"]
-            if not left or time.monotonic() > deadline:
-                return left
-            time.sleep(0.25)
-    finally:
-        client.close()
 
 
 def _stop(api: TestClient, nid: str) -> Any:

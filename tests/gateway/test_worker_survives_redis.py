@@ -23,6 +23,7 @@ from gateway.embedded import EmbeddedRedis
 from gateway.http.app import create_app
 from gateway.rulesets import RulesHolder
 from gateway.state import keys
+from gateway.state.connection import sync_client
 from gateway.state.store import Store
 from tests.fixtures import KEYS, intent, write_config
 
@@ -51,7 +52,7 @@ def _finished(api: TestClient, nid: str, within_s: float) -> dict[str, Any]:
 
 
 def _unfinished(url: str, ids: list[str], within_s: float) -> list[str]:
-    client = redis.Redis.from_url(url)
+    client = sync_client(url)  # a plain or a Sentinel URL
     deadline = time.monotonic() + within_s
     try:
         while True:
