@@ -7,11 +7,14 @@ variable once, when it is built, and fails then if it is missing (`ProviderConfi
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class ProviderConfigError(Exception):
@@ -22,6 +25,33 @@ class Section(BaseModel):
     """Base of every provider settings model: unknown keys are an error, values are frozen."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# `max_in_flight` of a provider section: its calls at once, per worker process. A worker runs many
+# notifications at once (worker.in_flight); each provider's own bound keeps a slow one from taking every
+# thread or connection, and keeps a burst within what the provider's account allows.
+MaxInFlight = Annotated[int, Field(ge=1, le=1000)]
+
+
+class Bound:
+    """At most `size` calls at once, per event loop (an asyncio semaphore serves one loop; tests run several)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
+
+    def slot(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        if self._slots is None or self._slots[0] is not loop:
+            self._slots = (loop, asyncio.Semaphore(self.size))
+        return self._slots[1]
+
+
+def sdk_threads(section: str, size: int) -> ThreadPoolExecutor:
+    """The threads a synchronous SDK's calls run on, `size` of them, the provider's own: in the event loop's
+    shared default executor (min(32, CPUs + 4) threads: 6 on two CPUs) a slow provider held up the others,
+    and every provider was capped at 30 calls/s at 200 ms."""
+    return ThreadPoolExecutor(max_workers=size, thread_name_prefix=f"parley-{section}")
 
 
 def env_secret(environ: Mapping[str, str], name: str, what: str) -> str:

@@ -165,6 +165,9 @@ class RedisSpec(_Strict):
 
 class WorkerSpec(_Strict):
     lease: str = "60s"  # a worker that dies mid-job gives its notifications back after this
+    # Notifications one worker process runs at once; their provider calls are bounded per provider too
+    # (providers.*.max_in_flight, providers.email.max_sessions). A few KiB of memory each.
+    in_flight: Annotated[int, Field(ge=1, le=100_000)] = 1000
 
     @field_validator("lease")
     @classmethod
@@ -211,6 +214,7 @@ class Settings:
     redis_wait: ReplicaWait = NO_WAIT  # redis.wait_replicas and redis.wait_timeout
     redis_queue_url: str | None = None  # RQ's Redis when not the state Redis (redis.queue_url)
     redis_shards: int = 1  # redis.shards
+    in_flight: int = 1000  # worker.in_flight
     dev_key: bool = False  # loaded by `parley up`: tenant `dev` takes `dev-key` when no tenant is configured
     # The environment the keys were read from: a reload reads keys named by `env:` from it again (a
     # process's environment does not change while it runs; rotate by sha256, or by restarting).
@@ -284,6 +288,7 @@ def load_settings(path: Path, *, dev_key: bool = False, env: dict[str, str] | No
         data_dir=base / spec.data_dir,
         retention=parse_duration(spec.retention),
         lease=parse_duration(spec.worker.lease),
+        in_flight=spec.worker.in_flight,
         templates_dir=base / spec.templates,
         rules_file=base / spec.rules if isinstance(spec.rules, str) else path,
         tenants=tenants,

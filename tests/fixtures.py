@@ -151,6 +151,7 @@ class Harness:
         self.timer = Timer(client, queue_for(client), clock=clock)
 
     def close(self) -> None:
+        worker_module.uninstall()
         self.api.__exit__(None, None, None)
 
     def call(self, method: str, path: str, tenant: str = "acme", **kwargs: Any) -> Any:
@@ -171,6 +172,7 @@ class Harness:
                 return fired
             fired += count
             SimpleWorker([queue_for(self.redis)], connection=self.redis).work(burst=True, logging_level="WARNING")
+            assert worker_module.installed().settle(30), "sends still in flight after 30 s"
 
     def at(self, delta: timedelta) -> int:
         self.clock.advance(delta)

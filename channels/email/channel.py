@@ -8,7 +8,6 @@ duplicate, and it is returned as the provider id.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Mapping
 from email.message import EmailMessage
@@ -19,7 +18,7 @@ import aiosmtplib
 from pydantic import Field
 
 from channels.base import LEASE_ENDING, Message, Outcome, Reason, SendResult, hold_back, too_late
-from channels.common import ProviderConfigError, Section, env_secret
+from channels.common import Bound, ProviderConfigError, Section, env_secret
 from rules.model import Channel
 
 DEFAULT_PORT = {"tls": 465, "starttls": 587, "none": 25}
@@ -85,21 +84,14 @@ class EmailChannel:
                 raise ProviderConfigError("providers.email: username_env needs password_env")
             user = env_secret(environ, settings.username_env, "providers.email")
             self._auth = (user, env_secret(environ, settings.password_env, "providers.email"))
-        self._sessions: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
+        self._sessions = Bound(settings.max_sessions)
 
     async def send(self, message: Message) -> SendResult:
         mail = self.compose(message)
-        async with self._session_slot():
+        async with self._sessions.slot():
             if too_late(message.deadline, self.settings.timeout):  # before opening a connection for nothing
                 return LEASE_ENDING
             return await self._submit(message, mail)
-
-    def _session_slot(self) -> asyncio.Semaphore:
-        """`max_sessions` for the running loop (a semaphore serves one loop; tests run several)."""
-        loop = asyncio.get_running_loop()
-        if self._sessions is None or self._sessions[0] is not loop:
-            self._sessions = (loop, asyncio.Semaphore(self.settings.max_sessions))
-        return self._sessions[1]
 
     async def _submit(self, message: Message, mail: EmailMessage) -> SendResult:
         s = self.settings

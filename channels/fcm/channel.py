@@ -5,7 +5,7 @@ provider id; FCM sends no delivery receipts. A token FCM will never deliver to a
 (UNREGISTERED, SENDER_ID_MISMATCH, INVALID_ARGUMENT about the token) is PERMANENT with
 reason `token_invalid`, so the marketplace can forget it.
 
-firebase-admin is synchronous; `send_each` runs in a worker thread. Each configuration gets
+firebase-admin is synchronous; `send_each` runs in one of the section's own threads (`max_in_flight`). Each configuration gets
 its own named firebase app, so two configurations (or tests) never share credentials.
 """
 
@@ -22,7 +22,7 @@ from firebase_admin import credentials, exceptions, messaging
 from pydantic import Field
 
 from channels.base import Message, Outcome, Reason, SendResult, hold_back_in_thread
-from channels.common import ProviderConfigError, Section, env_secret, header, retry_after
+from channels.common import MaxInFlight, ProviderConfigError, Section, env_secret, header, retry_after, sdk_threads
 from rules.model import Channel
 
 # FirebaseError type -> (outcome, reason, what). First match wins: FCM's own error types
@@ -70,6 +70,7 @@ class PushSettings(Section):
     timeout: Annotated[float, Field(gt=0)] = 30.0
     android_priority: str = "high"  # "high" wakes the device; "normal" may wait for it
     app_name: str | None = None  # the firebase app's name; default: derived from this section
+    max_in_flight: MaxInFlight = 20  # sends at once per worker process, each on a thread of its own
 
 
 class PushChannel:
@@ -86,12 +87,14 @@ class PushChannel:
                 raise ProviderConfigError(f"providers.push: {settings.credentials_env} names no file: {path}")
             credential = credentials.Certificate(str(path))
         self.app = _app(settings, credential)
+        self.threads = sdk_threads("push", settings.max_in_flight)
 
     async def send(self, message: Message) -> SendResult:
         if not message.address.strip():
             return SendResult.failed(Outcome.PERMANENT, "empty push token", Reason.TOKEN_INVALID)
         try:
-            batch = await asyncio.to_thread(self._send_in_thread, message, asyncio.get_running_loop())
+            loop = asyncio.get_running_loop()
+            batch = await loop.run_in_executor(self.threads, self._send_in_thread, message, loop)
         except exceptions.FirebaseError as exc:
             return classify(exc)
         except ValueError as exc:  # refused by firebase-admin before sending: a message it cannot encode

@@ -21,7 +21,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from channels.base import Message, Outcome, Reason, SendResult, hold_back
-from channels.common import Section, env_secret, header, retry_after
+from channels.common import Bound, MaxInFlight, Section, env_secret, header, retry_after
 from rules.model import Channel
 
 ACK_ACTION = "parley_ack"
@@ -80,6 +80,7 @@ class SlackSettings(Section):
     token_env: str = "SLACK_BOT_TOKEN"
     base_url: str = AsyncWebClient.BASE_URL  # another only for GovSlack or a test server
     timeout: Annotated[int, Field(gt=0)] = 30
+    max_in_flight: MaxInFlight = 20  # chat.postMessage calls at once, per worker process
     button: str = "Acknowledge"
 
 
@@ -90,10 +91,15 @@ class SlackChannel:
         self.settings = settings
         token = env_secret(environ, settings.token_env, "providers.slack")
         self.client = AsyncWebClient(token=token, base_url=settings.base_url, timeout=settings.timeout)
+        self._calls = Bound(settings.max_in_flight)
 
     async def send(self, message: Message) -> SendResult:
+        async with self._calls.slot():
+            return await self._post(message)
+
+    async def _post(self, message: Message) -> SendResult:
         text = message.parts.get("text", "")
-        held = await hold_back(message, self.settings.timeout)
+        held = await hold_back(message, self.settings.timeout)  # once a slot is free: waiting for one is the delay
         if held is not None:
             return held
         try:

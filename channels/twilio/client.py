@@ -1,7 +1,7 @@
 """What SMS, WhatsApp and voice share: Twilio settings, the client, running it off the event loop, and
 the one table that classifies Twilio's errors.
 
-The twilio SDK is synchronous; a create call runs in a worker thread (asyncio.to_thread).
+The twilio SDK is synchronous; a create call runs in one of the section's own threads (`max_in_flight`).
 Its error carries the HTTP status and Twilio's error code but not the response headers, so
 the client remembers each thread's last response to read a 429's Retry-After from it.
 """
@@ -16,13 +16,14 @@ from urllib.parse import urlencode
 
 import requests
 from pydantic import Field, model_validator
+from requests.adapters import HTTPAdapter
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
 from channels.base import Message, Outcome, Reason, SendResult, hold_back_in_thread
-from channels.common import Section, env_secret, header, retry_after
+from channels.common import MaxInFlight, Section, env_secret, header, retry_after, sdk_threads
 from rules.phone import OwnNumber
 
 STATUS_PATH = "/webhooks/twilio/status"
@@ -93,6 +94,9 @@ class TwilioSettings(Section):
     auth_token_env: str = "TWILIO_AUTH_TOKEN"
     public_url: str | None = None  # where Twilio reaches our webhooks; default: server.public_url
     timeout: Annotated[float, Field(gt=0)] = 15.0
+    # Calls at once per worker process; Twilio allows 100 concurrent API requests per account by default
+    # (error 20429 beyond), shared by every worker and every section.
+    max_in_flight: MaxInFlight = 20
     default: TwilioSender
     tenants: dict[str, TwilioSender] = Field(default_factory=dict)
 
@@ -109,9 +113,12 @@ class TwilioSettings(Section):
 class RecordingHttpClient(TwilioHttpClient):  # type: ignore[misc]
     """Twilio's HTTP client, remembering each thread's last response (for its headers)."""
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, connections: int = 10) -> None:
         super().__init__(timeout=timeout)
         self._local = threading.local()
+        # One kept-alive connection per thread (the SDK's own pool keeps min(32, CPUs + 4); past that every
+        # call opened a new TLS connection and logged "Connection pool is full").
+        self.session.mount("https://", HTTPAdapter(pool_maxsize=connections))
 
     def request(self, *args: Any, **kwargs: Any) -> Response:
         self._local.response = None
@@ -136,7 +143,8 @@ class Twilio:
         section: str,  # `providers.sms`, ...: named in the error about a missing variable
     ) -> None:
         self.timeout = settings.timeout
-        self.http = http_client or RecordingHttpClient(settings.timeout)
+        self.http = http_client or RecordingHttpClient(settings.timeout, settings.max_in_flight)
+        self.threads = sdk_threads(section.removeprefix("providers."), settings.max_in_flight)
         self.client = Client(
             env_secret(environ, settings.account_sid_env, section),
             env_secret(environ, settings.auth_token_env, section),
@@ -146,7 +154,8 @@ class Twilio:
     async def create(self, call: Callable[[Client], Any], message: Message | None = None) -> SendResult:
         """Run `call(client)` (a `.create(...)` returning a resource with a `sid`) in a thread, unless,
         once the thread is free, `message` should be held back (channels.base.hold_back)."""
-        return await asyncio.to_thread(self._create, call, message, asyncio.get_running_loop())
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.threads, self._create, call, message, loop)
 
     def _create(
         self, call: Callable[[Client], Any], message: Message | None, loop: asyncio.AbstractEventLoop

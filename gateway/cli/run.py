@@ -149,7 +149,9 @@ def run_worker(args: argparse.Namespace) -> int:
         return 1
     settings, url = found
     try:
-        install(runtime_for(settings, url))  # builds every provider now: a missing secret stops here
+        sends = install(
+            runtime_for(settings, url), settings.in_flight
+        )  # builds every provider now: a missing secret stops here
     except ProviderConfigError as exc:
         print(f"parley worker: {exc}", file=sys.stderr)
         return 1
@@ -166,6 +168,10 @@ def run_worker(args: argparse.Namespace) -> int:
     log.info("worker started (timer + RQ queue %r)", queue_for(rq_client).name)
     _work_through_outages(rq_client)
     timer.stop()
+    # What RQ's jobs handed over is still in flight: let it finish within its lease (the next lease would
+    # otherwise find attempts claimed and unrecorded, and send them again as `unknown` tries).
+    if not sends.stop(timeout=settings.lease.total_seconds()):
+        log.warning("worker stopped with sends in flight; their leases give them to another worker")
     return 0
 
 

@@ -114,8 +114,16 @@ async def _play(rt: Runtime, stored: Stored, policy: Policy, token: int, now: da
         if result.final is not None or not result.actions:
             return result
         rt.tally[metrics.STEPS] += 1
-        for action in result.actions:
-            await _start(rt, stored, policy, token, action, now)
+        if len(result.actions) == 1:
+            await _start(rt, stored, policy, token, result.actions[0], now)
+            continue
+        # A step's sends go out together: push does not wait for the SMTP server's answer to the email.
+        done = await asyncio.gather(
+            *(_start(rt, stored, policy, token, action, now) for action in result.actions), return_exceptions=True
+        )
+        failed = next((x for x in done if isinstance(x, BaseException)), None)
+        if failed is not None:  # Fenced, or a Redis outage: raised once every send of the step has ended
+            raise failed
     raise RuntimeError(f"notification {stored.id}: plan did not settle in {MAX_ROUNDS} rounds")
 
 

@@ -1,32 +1,28 @@
 """RQ wiring: the timer that turns due notifications into jobs, and the job that runs them.
 
 Jobs carry batches of due notifications (RQ costs tens of Redis commands per
-job, so one job per step would cap a worker at a few hundred steps/s), and a
-worker runs them in one process with one event loop (SimpleWorker) so sends of
-a batch overlap while they wait on providers.
+job, so one job per step would cap a worker at a few hundred steps/s). A job
+hands its batch to the worker's sending loop (gateway/delivery/sends.py) and
+returns once each notification has a slot: sends of many jobs overlap while
+they wait on providers.
 """
 
 from __future__ import annotations
 
-import asyncio
-import gc
 import logging
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import redis
-import uvloop
 from rq import Queue
 
-from gateway import metrics
-from gateway.delivery.runner import STORE_ERRORS, STORE_RETRY_PAUSES_S, Runtime, may_wait, process
+from gateway.delivery.runner import Runtime
+from gateway.delivery.sends import IN_FLIGHT, Sends
 from gateway.state import keys
 from gateway.state.due import Leased, TimerStore
-from rules.durations import from_ms
 
 log = logging.getLogger("parley.worker")
 
@@ -46,76 +42,44 @@ MAX_WAITING_JOBS = 1
 # the next one leased soon after (python -m bench --quick, dispatch with 2 workers, lost ~20 % with 20 ms).
 FULL_POLL_S = 0.005
 
-_runtime: Runtime | None = None
-_loop: asyncio.AbstractEventLoop | None = None
+_sends: Sends | None = None
 
 
-def install(runtime: Runtime) -> asyncio.AbstractEventLoop:
-    """Give this process the runtime its jobs use, and the one event loop they run on."""
-    global _runtime, _loop
-    _runtime, _loop = runtime, uvloop.new_event_loop()
-    return _loop
+def install(runtime: Runtime, in_flight: int = IN_FLIGHT) -> Sends:
+    """Give this process the runtime its jobs use, and start the loop that runs their sends (a runtime
+    installed before is stopped once what it has in flight is done)."""
+    global _sends
+    if _sends is not None:
+        _sends.stop()
+    _sends = Sends(runtime, in_flight).start()
+    return _sends
+
+
+def uninstall() -> None:
+    """Stop the sending loop once what it has in flight is done (tests; a worker stops it itself)."""
+    global _sends
+    if _sends is not None:
+        _sends.stop()
+        _sends = None
+
+
+def installed() -> Sends:
+    if _sends is None:
+        raise RuntimeError("worker runtime not installed (start workers with `parley worker`)")
+    return _sends
 
 
 def run_batch(items: list[list[Any]], lease_until_ms: int | None = None) -> int:
-    """The RQ job: run each leased notification once. Returns how many it looked at.
+    """The RQ job: hand each leased notification to the sending loop. Returns how many were started,
+    once each has a slot; their sends go on while the worker takes the next job.
 
     `lease_until_ms` is when the timer's lease on them ends (on the clock both use); jobs
     enqueued without it (an older timer) send without that bound."""
-    if _runtime is None or _loop is None:
-        raise RuntimeError("worker runtime not installed (start workers with `parley worker`)")
-    rt = _runtime
-    # No cyclic collection while a batch runs. Its notifications are all in flight at once, so the
-    # youngest generation fills with live objects that every collection walks and none frees (with jobs
-    # of 500: ~15 ms a collection, ~30 µs of CPU per step, timed with gc.callbacks). Reference counting
-    # frees what a step allocates; the few cycles (tracebacks, finished tasks) wait for the batch's end.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        if lease_until_ms is not None:  # on the monotonic clock, which the adapters read while sending
-            rt.deadline = time.monotonic() + lease_until_ms / 1000 - rt.clock().timestamp()
-        leased = [Leased(str(i[0]), int(i[1]), int(i[2])) for i in items]
-        _loop.run_until_complete(_run_all(rt, leased))
-    finally:
-        rt.deadline = None
-        if collecting:
-            gc.enable()
-    return len(leased)
-
-
-async def _run_all(rt: Runtime, leased: list[Leased]) -> None:
-    now = rt.clock()
-    for item in leased:
-        rt.tally.update(metrics.lateness_fields(max((now - from_ms(item.due_ms)).total_seconds(), 0.0)))
-    results = await asyncio.gather(*(_process(rt, item) for item in leased), return_exceptions=True)
-    for item, result in zip(leased, results, strict=True):
-        if isinstance(result, BaseException):
-            # A bug, not a provider error: the lease expires and the notification is retried.
-            log.error("notification %s failed in the worker", item.id, exc_info=result)
-    counts, rt.tally = rt.tally, Counter()
-    try:
-        await rt.store.count_many(counts)
-    except STORE_ERRORS:  # Redis away: the next batch writes them
-        rt.tally.update(counts)
-
-
-async def _process(rt: Runtime, item: Leased) -> None:
-    """process(), run again after a Redis outage while the lease allows. Safe: every write is fenced by
-    the lease's token, and a run continues where the record ends (as after a crash)."""
-    for pause in (*STORE_RETRY_PAUSES_S, None):
-        try:
-            await process(rt, item)
-            return
-        except STORE_ERRORS as exc:
-            if pause is None or not may_wait(rt, pause):  # the run's writes must all fit in the lease
-                raise
-            # A plain ConnectionError or TimeoutError may come from the auto-pipeline's socket, or from
-            # an adapter that failed to classify a provider error (a bug): run again only if Redis is
-            # really away, never to repeat a provider call at once.
-            if not isinstance(exc, redis.RedisError) and await rt.store.ping():
-                raise
-            log.warning("notification %s: Redis unavailable (%s); trying again in %.2f s", item.id, exc, pause)
-            await asyncio.sleep(pause)
+    sends = installed()
+    deadline = None
+    if lease_until_ms is not None:  # on the monotonic clock, which the adapters read while sending
+        deadline = time.monotonic() + lease_until_ms / 1000 - sends.runtime.clock().timestamp()
+    return sends.submit([Leased(str(i[0]), int(i[1]), int(i[2])) for i in items], deadline)
 
 
 def job_sizes(count: int, behind: int = 0) -> list[int]:

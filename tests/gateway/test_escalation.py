@@ -116,9 +116,10 @@ def test_a_stale_job_does_nothing(harness: Harness) -> None:
     assert harness.work() == 1
     sent = harness.sent(nid)
     assert sent == [("email", "inquiry-new"), ("sms", "inquiry-new")]
-    from gateway.delivery.worker import run_batch
+    from gateway.delivery.worker import installed, run_batch
 
     run_batch([[leased[0].id, leased[0].due_ms, leased[0].token]])  # the first worker wakes up late
+    assert installed().settle(10)
     assert harness.sent(nid) == sent
 
 

@@ -53,7 +53,9 @@ def test_a_backlog_is_handed_out_once_in_shrinking_jobs(harness: Harness, monkey
     assert sorted(item[0] for chunk in chunks for item in chunk) == sorted(ids)
 
 
-def test_a_batch_runs_without_collector_pauses_and_leaves_the_collector_on(harness: Harness) -> None:
+def test_sends_run_without_collector_pauses_and_the_collector_is_back_when_the_worker_stops(
+    harness: Harness,
+) -> None:
     ids = [harness.notify(event="quick.ping") for _ in range(5)]
     now_ms = int(harness.clock.now.timestamp() * 1000)
     items = [[x.id, x.due_ms, x.token] for x in harness.timer.store.lease(now_ms, 10, 2000)]
@@ -68,9 +70,11 @@ def test_a_batch_runs_without_collector_pauses_and_leaves_the_collector_on(harne
     gc.callbacks.append(seen)
     try:
         assert worker.run_batch(items) == len(ids)
+        assert worker.installed().settle(10)
     finally:
         gc.callbacks.remove(seen)
         gc.set_threshold(*threshold)
     assert collections == []
-    assert gc.isenabled()
     assert all(harness.sent(nid) == [("email", "inquiry-new"), ("sms", "inquiry-new")] for nid in ids)
+    worker.uninstall()
+    assert gc.isenabled()
