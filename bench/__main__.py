@@ -17,7 +17,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench import dispatch, footprint, ingest, stoprace, timers
+from bench import dispatch, footprint, ingest, latency, stoprace, timers
 from bench.env import BenchError, Env, load_average
 from bench.report import machine, table, write_json
 from bench.scenario import FULL, QUICK, Sizes
@@ -29,6 +29,7 @@ PHASES: dict[str, Phase] = {
     "timers": lambda env, s: timers.run(env, s.timers, s.timers_window_s),
     "footprint": lambda env, s: footprint.run(env, s.footprint),
     "stop_race": lambda env, s: stoprace.run(env, s.race, s.race_window_s),
+    "latency": lambda env, s: latency.run(env, s.latency, s.latency_window_s),
 }
 
 

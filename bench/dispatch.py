@@ -1,5 +1,6 @@
 """Dispatch: notifications whose first step reaches the outbox per second, with 1 and 2 workers,
-against a plain redis-py loop moving the same number of job payloads through a Redis list."""
+against a plain redis-py loop moving the same number of job payloads through a Redis list; and where
+a first step's CPU goes, phase by phase (bench/phases.py; `python -m bench.profile` for functions)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 import redis
 
+from bench import phases
 from bench.env import BenchError, Env, cpu_seconds
 from bench.scenario import intent_json
 from bench.seed import release, seed
@@ -19,6 +21,7 @@ from gateway import metrics
 EVENT = "bench.dispatch"
 SENT = metrics.send_field("email", "delivered")  # the dispatch policy's first step: one email
 QUEUE, OUTBOX = "bench:queue", "bench:outbox"
+SPLIT = 1000  # notifications the per-phase CPU split runs (bench/phases.py): enough for µs figures
 
 
 def baseline(env: Env, count: int) -> tuple[float, float]:
@@ -104,6 +107,7 @@ def run(env: Env, count: int) -> dict[str, Any]:
             loops.append(baseline(env, count))
     finally:
         env.stop_all(started)
+    split = phases.split(env, min(count, SPLIT))  # in this process, with no worker running
     parallel = parallel_baseline(env, count)
     around = {k: (loops[k - 1][0] + loops[k][0]) / 2 for k in runs}
     per_worker = {k: rate / k / around[k] for k, (rate, _) in runs.items()}
@@ -116,4 +120,7 @@ def run(env: Env, count: int) -> dict[str, Any]:
         "ratio_per_worker_vs_parallel_loops": runs[2][0] / parallel,
         **{f"workers_{k}": {"per_s": rate, "ratio_per_worker": per_worker[k], "cpu_us": cpu, "baseline_per_s": around[k]}
            for k, (rate, cpu) in runs.items()},
+        # Where a first step's CPU goes, phase by phase, run one at a time in this process; and what a real
+        # worker spends beyond the same step run as its jobs run it (RQ, the timer thread: bench/phases.py).
+        "cpu_split_us": split, "cpu_outside_batches_us": runs[1][1] - split["total_batched"],
     }  # fmt: skip

@@ -7,8 +7,10 @@ run in their own session, so a Ctrl-C reaches only the benchmark, which then sto
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -21,7 +23,7 @@ from types import TracebackType
 import redis
 from rq import Queue, Worker
 
-from bench.scenario import KEY, KEY_ENV, REPO, config_text
+from bench.scenario import KEY, KEY_ENV, REPO, SLACK_TOKEN, SLACK_TOKEN_ENV, config_text
 from gateway.embedded import EmbeddedRedis, free_port
 from gateway.state import keys
 
@@ -39,8 +41,12 @@ class Env:
         self.server = EmbeddedRedis(self.root / "redis", persist=False)
         self.procs: list[subprocess.Popen[bytes]] = []
         self.config = self.root / "config.yaml"
-        self.child_env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"} | {KEY_ENV: KEY}
+        self.child_env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"} | {
+            KEY_ENV: KEY,
+            SLACK_TOKEN_ENV: SLACK_TOKEN,  # for configs with a Slack provider (bench/latency.py)
+        }
         self._client: redis.Redis | None = None
+        self._worker_numbers = itertools.count()  # each worker its own log, also when others have stopped
 
     def __enter__(self) -> Env:
         self.server.start()
@@ -114,16 +120,29 @@ class Env:
                 raise BenchError(f"{name} did not become ready at {url}:\n{self.log_tail(name)}")
             time.sleep(0.05)
 
-    def workers(self, count: int, timeout: float = 30.0) -> list[subprocess.Popen[bytes]]:
-        """Start `count` more `parley worker` processes; return once RQ lists them all."""
+    def wait_tcp(self, proc: subprocess.Popen[bytes], port: int, name: str, timeout: float = 30.0) -> None:
+        """Until something accepts connections on the loopback port (a server that speaks first, as SMTP
+        does, or one without a health endpoint)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection((HOST, port), timeout=2):
+                return
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise BenchError(f"{name} did not listen on {HOST}:{port}:\n{self.log_tail(name)}")
+            time.sleep(0.05)
+
+    def workers(self, count: int, timeout: float = 30.0, config: Path | None = None) -> list[subprocess.Popen[bytes]]:
+        """Start `count` more `parley worker` processes (with `config`, else the benchmark's config);
+        return once RQ lists them all."""
         queue = Queue(keys.QUEUE, connection=redis.Redis.from_url(self.server.url))
         before = Worker.count(queue=queue)
-        cmd = [sys.executable, "-m", "gateway.cli", "worker", "--config", str(self.config)]
-        started = [self.spawn(f"worker-{len(self.procs)}", cmd) for _ in range(count)]
+        cmd = [sys.executable, "-m", "gateway.cli", "worker", "--config", str(config or self.config)]
+        names = [f"worker-{next(self._worker_numbers)}" for _ in range(count)]
+        started = [self.spawn(name, cmd) for name in names]
         deadline = time.monotonic() + timeout
         while Worker.count(queue=queue) < before + count:
             if any(p.poll() is not None for p in started) or time.monotonic() > deadline:
-                raise BenchError(f"a worker did not start:\n{self.log_tail(f'worker-{len(self.procs) - 1}')}")
+                raise BenchError(f"a worker did not start:\n{self.log_tail(names[-1])}")
             time.sleep(0.05)
         queue.connection.close()
         return started

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import redis
 
@@ -22,13 +23,14 @@ PIPELINE = 5000
 PARKED = timedelta(days=1)  # seeded notifications wait here until armed
 
 
-def seed(env: Env, event: str, count: int) -> list[str]:
-    """Create `count` active notifications for `event`; none is due before it is armed."""
-    return asyncio.run(_seed(env, event, count))
+def seed(env: Env, event: str, count: int, config: Path | None = None) -> list[str]:
+    """Create `count` active notifications for `event` under the rules of `config` (else the benchmark's
+    config); none is due before it is armed."""
+    return asyncio.run(_seed(env, event, count, config or env.config))
 
 
-async def _seed(env: Env, event: str, count: int) -> list[str]:
-    settings = load_settings(env.config, env=env.child_env)
+async def _seed(env: Env, event: str, count: int, config: Path) -> list[str]:
+    settings = load_settings(config, env=env.child_env)
     holder = RulesHolder(settings)
     assert not holder.reload(), "the benchmark's rules do not load"
     assert holder.current is not None
@@ -65,6 +67,17 @@ def release(client: redis.Redis, ids: list[str], due_ms: int) -> None:
     """Make seeded notifications due at once (their first step has no wait)."""
     for start in range(0, len(ids), PIPELINE):  # one shard: python -m bench runs one Redis, redis.shards 1
         client.zadd(keys.due(0), dict.fromkeys(ids[start : start + PIPELINE], due_ms), xx=True)
+
+
+def release_at(client: redis.Redis, schedule: Iterable[tuple[str, int]]) -> None:
+    """Make seeded notifications due at the given times (their first step has no wait, so the due
+    time is the score alone: nothing is counted from their start)."""
+    pipe = client.pipeline(transaction=False)
+    for n, (nid, due_ms) in enumerate(schedule, 1):
+        pipe.zadd(keys.due(keys.shard_of(nid)), {nid: due_ms}, xx=True)
+        if n % PIPELINE == 0:
+            pipe.execute()
+    pipe.execute()
 
 
 def arm_later(client: redis.Redis, schedule: Iterable[tuple[str, int]]) -> None:
