@@ -167,7 +167,7 @@ class WorkerSpec(_Strict):
     lease: str = "60s"  # a worker that dies mid-job gives its notifications back after this
     # Notifications one worker process runs at once; their provider calls are bounded per provider too
     # (providers.*.max_in_flight, providers.email.max_sessions). A few KiB of memory each.
-    in_flight: Annotated[int, Field(ge=1, le=100_000)] = 1000
+    in_flight: Annotated[int, Field(ge=1, le=100_000)] = 500
 
     @field_validator("lease")
     @classmethod
@@ -214,7 +214,7 @@ class Settings:
     redis_wait: ReplicaWait = NO_WAIT  # redis.wait_replicas and redis.wait_timeout
     redis_queue_url: str | None = None  # RQ's Redis when not the state Redis (redis.queue_url)
     redis_shards: int = 1  # redis.shards
-    in_flight: int = 1000  # worker.in_flight
+    in_flight: int = 500  # worker.in_flight
     dev_key: bool = False  # loaded by `parley up`: tenant `dev` takes `dev-key` when no tenant is configured
     # The environment the keys were read from: a reload reads keys named by `env:` from it again (a
     # process's environment does not change while it runs; rotate by sha256, or by restarting).

@@ -36,7 +36,7 @@ from rules.durations import from_ms
 
 log = logging.getLogger("parley.worker")
 
-IN_FLIGHT = 1000  # worker.in_flight: notifications one worker runs at once
+IN_FLIGHT = 500  # worker.in_flight: notifications one worker runs at once
 # Not started with less of its lease left: the run's Redis writes need time, and a provider call that
 # could outlast the lease is not started anyway (channels.base.too_late).
 MIN_LEASE_LEFT_S = 1.0

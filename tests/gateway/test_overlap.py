@@ -142,3 +142,15 @@ def test_notifications_whose_lease_ends_before_a_slot_frees_are_left_to_the_next
     mailbox.gate.set()
     assert worker.installed().settle(20)
     assert all(email_of(harness, nid)["status"] == "sent" for nid in busy)
+
+
+def test_the_first_notifications_of_a_policy_version_started_together_read_it_once(harness: Harness) -> None:
+    """A fresh worker's first batch runs hundreds of notifications of one policy version at once: one read
+    and one parse of its snapshot serve them all."""
+    ids, job = leased_job(harness, 40)
+    harness.redis.config_resetstat()
+    assert worker.run_batch(job) == 40
+    assert worker.installed().settle(20)
+    reads = harness.redis.info("commandstats").get("cmdstat_get", {}).get("calls", 0)
+    assert reads == 1  # the policy snapshot; everything else a run reads is a hash (HGETALL) or a script
+    assert all(("sms", "inquiry-new") in harness.sent(nid) for nid in ids)
