@@ -173,8 +173,9 @@ class Store:
 
     async def policy(self, digest: str) -> Policy | None:
         """A policy snapshot, read and parsed once per process: a worker's first notifications of a
-        version, started together, share one read (each read and parsed its own: ~270 µs of CPU more
-        per first step in a fresh worker's first 2,000, python -m bench)."""
+        version, started together, share one read. Each read and parsed its own before, hundreds at once
+        through the connection pool: in py-spy's profile of a fresh worker's first 2,000 first steps,
+        Store.policy took 59 µs of CPU per step (python -m bench.profile; warm: a dict lookup)."""
         cached = self._policies.get(digest)
         if cached is not None:
             return cached
