@@ -106,6 +106,44 @@ def test_a_message_is_multipart_with_our_message_id(smtp: tuple[FreePortControll
     assert mailbox.envelopes == [("hello@acme.example", ["seller@example.org"])]
 
 
+class EhloMailbox(Mailbox):
+    """Also keeps the name each client said in EHLO, and every raw message."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ehlo: list[str] = []
+        self.raw: list[bytes] = []
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        self.ehlo.append(hostname)
+        session.host_name = hostname
+        return responses
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.raw.append(envelope.original_content or envelope.content)
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_non_ascii_headers_are_encoded_and_ehlo_says_the_configured_name() -> None:
+    mailbox = EhloMailbox()
+    controller = FreePortController(mailbox, hostname="127.0.0.1", port=0)
+    controller.start()
+    try:
+        channel = EmailChannel(settings(controller.port, local_hostname="mailer.acme.example"), {})
+        parts = {**PARTS, "subject": "Neue Frage zu „Rotes Fahrrad“: Grüße"}  # one line: rendering makes it so
+        message = make_message(Channel.EMAIL, "seller@example.org", parts, "acme")
+        assert asyncio.run(channel.send(message)).outcome is Outcome.ACCEPTED
+        assert asyncio.run(channel.send(message)).outcome is Outcome.ACCEPTED
+    finally:
+        controller.stop(no_assert=True)
+    assert mailbox.ehlo == ["mailer.acme.example"] * 2
+    raw = mailbox.raw[0]
+    assert raw.isascii() and b"=?utf-8?" in raw  # RFC 2047, not raw UTF-8 in a header
+    assert "Rotes Fahrrad" in mailbox.received[0]["Subject"] and "Grüße" in mailbox.received[0]["Subject"]
+
+
 def test_a_tenant_without_its_own_sender_uses_the_default_and_text_only_is_not_multipart(
     smtp: tuple[FreePortController, Mailbox],
 ) -> None:
