@@ -69,12 +69,14 @@ def _loop(url: str, queue: str, outbox: str, count: int) -> tuple[float, float, 
         client.close()
 
 
-def parley(env: Env, workers: list[subprocess.Popen[bytes]], count: int, timeout: float = 300.0) -> tuple[float, float]:
+def parley(
+    env: Env, workers: list[subprocess.Popen[bytes]], count: int, timeout: float = 300.0
+) -> tuple[float, float, float]:
     """First steps/s: seed parked notifications, make them all due at once, wait for every send;
-    and the workers' CPU µs per notification."""
+    the workers' CPU µs per notification, and Valkey's (what says when one Redis becomes the limit)."""
     ids = seed(env, EVENT, count)
     before = env.counter(SENT)
-    cpu = cpu_seconds(*(w.pid for w in workers))
+    cpu, valkey = cpu_seconds(*(w.pid for w in workers)), valkey_cpu(env)
     started = time.time()
     release(env.client, ids, int(started * 1000))
     while env.counter(SENT) < before + count:
@@ -82,10 +84,16 @@ def parley(env: Env, workers: list[subprocess.Popen[bytes]], count: int, timeout
             raise BenchError(f"dispatch: only {env.counter(SENT) - before} of {count} sent in {timeout:.0f} s")
         time.sleep(0.005)
     elapsed = time.time() - started
-    cpu = cpu_seconds(*(w.pid for w in workers)) - cpu
+    cpu, valkey = cpu_seconds(*(w.pid for w in workers)) - cpu, valkey_cpu(env) - valkey
     _drain(env)
     env.clear()
-    return count / elapsed, cpu * 1e6 / count
+    return count / elapsed, cpu * 1e6 / count, valkey * 1e6 / count
+
+
+def valkey_cpu(env: Env) -> float:
+    """Valkey's CPU seconds so far (INFO cpu: its main thread does the commands)."""
+    info = env.client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
 def _drain(env: Env, timeout: float = 60.0) -> None:
@@ -98,7 +106,7 @@ def run(env: Env, count: int) -> dict[str, Any]:
     """The loop runs before and after each Parley run; each is compared with the mean of the two beside it
     (the machine's speed drifts during a run: see bench/ingest.py)."""
     loops = [baseline(env, count)]
-    runs: dict[int, tuple[float, float]] = {}
+    runs: dict[int, tuple[float, float, float]] = {}
     started: list[subprocess.Popen[bytes]] = []
     try:
         for k in (1, 2):
@@ -110,7 +118,7 @@ def run(env: Env, count: int) -> dict[str, Any]:
     split = phases.split(env, min(count, SPLIT))  # in this process, with no worker running
     parallel = parallel_baseline(env, count)
     around = {k: (loops[k - 1][0] + loops[k][0]) / 2 for k in runs}
-    per_worker = {k: rate / k / around[k] for k, (rate, _) in runs.items()}
+    per_worker = {k: rate / k / around[k] for k, (rate, _, _) in runs.items()}
     loop_rate, loop_cpu = sum(r for r, _ in loops) / len(loops), sum(c for _, c in loops) / len(loops)
     return {
         "ratio_per_worker": min(per_worker.values()), "baseline_per_s": loop_rate, "notifications": count,
@@ -118,8 +126,9 @@ def run(env: Env, count: int) -> dict[str, Any]:
         # Context, not a target: two loops at once, and two workers against them rather than against one loop.
         "parallel_loops_per_s": parallel, "parallel_scaling": parallel / loop_rate,
         "ratio_per_worker_vs_parallel_loops": runs[2][0] / parallel,
-        **{f"workers_{k}": {"per_s": rate, "ratio_per_worker": per_worker[k], "cpu_us": cpu, "baseline_per_s": around[k]}
-           for k, (rate, cpu) in runs.items()},
+        **{f"workers_{k}": {"per_s": rate, "ratio_per_worker": per_worker[k], "cpu_us": cpu, "baseline_per_s": around[k],
+                            "valkey_cpu_us": valkey}
+           for k, (rate, cpu, valkey) in runs.items()},
         # Where a first step's CPU goes, phase by phase, run one at a time in this process; and what a real
         # worker spends beyond the same step run as its jobs run it (RQ, the timer thread: bench/phases.py).
         "cpu_split_us": split, "cpu_outside_batches_us": runs[1][1] - split["total_batched"],

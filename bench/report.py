@@ -89,8 +89,12 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                         f"{w['baseline_per_s']:.0f}/s loop", TARGETS["dispatch"][0] if k == 2 else ""))  # fmt: skip
         out.append(("two loops at once (scaling)", "", f"{d['parallel_loops_per_s']:.0f}/s "
                     f"({d['parallel_scaling']:.2f}x one)", ""))  # fmt: skip
-        out.append(("dispatch CPU per notification", f"{d['workers_1']['cpu_us']:.0f} µs (1 worker)",
-                    f"{d['baseline_cpu_us']:.0f} µs loop", ""))  # fmt: skip
+        out.append(("dispatch CPU per notification", f"{d['workers_1']['cpu_us']:.0f} µs (1 worker), Valkey "
+                    f"{d['workers_1'].get('valkey_cpu_us', 0):.0f} µs", f"{d['baseline_cpu_us']:.0f} µs loop", ""))  # fmt: skip
+        if "cpu_split_us" in d:
+            c = d["cpu_split_us"]
+            phases = " / ".join(f"{name} {c[name]:.0f}" for name in SPLIT_PHASES)
+            out.append(("first step CPU by phase, µs", phases, f"{c['total_batched']:.0f} µs as jobs run it", ""))
     if "p99_ms" in r.get("timers", {}):
         t = r["timers"]
         out.append((f"timers ({t['escalations']} in {t['window_s']:.0f} s)",
@@ -108,6 +112,10 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     if "ratio" in r.get("latency", {}):
         out += latency_rows(r["latency"])
     return out
+
+
+# bench/phases.py: each phase of a first step run one at a time (the sum is `total`)
+SPLIT_PHASES = ("load", "plan", "render", "claim", "send", "record", "advance", "other")
 
 
 def latency_rows(a: dict[str, Any]) -> list[tuple[str, str, str, str]]:
