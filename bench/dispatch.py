@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import signal
 import subprocess
 import time
 from typing import Any
@@ -37,9 +38,16 @@ def parallel_baseline(env: Env, count: int, processes: int = 2) -> float:
     processes at all (two vCPUs may be one core's two threads, and Valkey needs CPU too)."""
     queues = [f"{QUEUE}:{i}" for i in range(processes)]
     _fill(env, queues, count)
-    with multiprocessing.get_context("fork").Pool(processes) as pool:
+    with multiprocessing.get_context("fork").Pool(processes, initializer=_default_signals) as pool:
         spans = pool.starmap(_loop, [(env.server.url, q, f"{OUTBOX}:{i}", count) for i, q in enumerate(queues)])
     return processes * count / (max(end for _, end, _ in spans) - min(start for start, _, _ in spans))
+
+
+def _default_signals() -> None:
+    """Forked from the benchmark, a pool's processes would run its Ctrl-C handler when the pool ends them
+    (SIGTERM) and each print a KeyboardInterrupt traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _fill(env: Env, queues: list[str], count: int) -> None:

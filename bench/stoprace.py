@@ -25,14 +25,17 @@ from bench.http import Pool
 from bench.scenario import KEY
 from bench.seed import arm_later, seed, spread
 from bench.stats import summary_ms
+from gateway.state import keys
 
 EVENT = "bench.later"
 WORKERS = 2
 CONNECTIONS = 32
 LEAD_S = 2.0
 SPACE = "__keyspace@0__:"
-NOTIFICATIONS = SPACE + "parley:n:*"
-MARK = "parley:n:bench-end:outbox"
+# The benchmark's Redis has one shard (redis.shards 1): every notification key starts with its prefix. Key
+# names come from gateway/state/keys.py, so that a renamed key cannot leave this phase counting nothing.
+NOTIFICATIONS = SPACE + keys.notification_prefix(0) + "*"
+MARK = keys.notification_prefix(0) + "bench-end:outbox"
 
 
 class Listener:
@@ -116,19 +119,20 @@ async def _respond(port: int, schedule: list[tuple[str, int]]) -> list[tuple[int
 
 
 def analyse(events: list[tuple[str, str]], ids: list[str]) -> dict[str, int]:
-    """Sends before and after each notification's stop, in Redis's execution order."""
+    """Sends before and after each notification's stop, in Redis's execution order. `stops_seen` must be
+    every notification: fewer means the events were not observed, and the other counts mean nothing."""
+    hashes = {keys.notification(nid): nid for nid in ids}
+    sent_sets = {keys.outbox_sent(nid): nid for nid in ids}
     stop_at: dict[str, int] = {}
     sends: list[tuple[str, int]] = []
     for index, (key, event) in enumerate(events):
-        nid = key.removeprefix("parley:n:")
-        if event == "expire" and ":" not in nid:
-            stop_at.setdefault(nid, index)
-        elif event == "sadd" and nid.endswith(":outbox"):
-            sends.append((nid.removesuffix(":outbox"), index))
-    wanted = set(ids)
-    late = sum(1 for nid, index in sends if nid in wanted and index > stop_at.get(nid, len(events)))
-    before = sum(1 for nid, index in sends if nid in wanted and index < stop_at.get(nid, -1))
-    return {"late_sends": late, "sends_before_stop": before, "stops_seen": len(wanted & stop_at.keys())}
+        if event == "expire" and key in hashes:
+            stop_at.setdefault(hashes[key], index)
+        elif event == "sadd" and key in sent_sets:
+            sends.append((sent_sets[key], index))
+    late = sum(1 for nid, index in sends if index > stop_at.get(nid, len(events)))
+    before = sum(1 for nid, index in sends if index < stop_at.get(nid, -1))
+    return {"late_sends": late, "sends_before_stop": before, "stops_seen": len(stop_at)}
 
 
 def _answers(answers: list[tuple[int, str, float, float]]) -> dict[str, Any]:
