@@ -104,12 +104,15 @@ class Sends:
         await self._count(rt)
 
     async def _slot(self, deadline: float | None) -> bool:
-        if deadline is None or not self._slots.locked():  # a free slot: no timer (wait_for costs a task)
+        """A slot, or False if the lease would end first (with MIN_LEASE_LEFT_S to spare)."""
+        left = None if deadline is None else deadline - time.monotonic() - MIN_LEASE_LEFT_S
+        if left is not None and left <= 0:
+            return False
+        if left is None or not self._slots.locked():  # a free slot: no timer (wait_for costs a task)
             await self._slots.acquire()
             return True
-        left = deadline - time.monotonic() - MIN_LEASE_LEFT_S
         try:
-            await asyncio.wait_for(self._slots.acquire(), timeout=max(left, 0.0))
+            await asyncio.wait_for(self._slots.acquire(), timeout=left)
         except TimeoutError:
             return False
         return True

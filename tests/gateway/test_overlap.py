@@ -154,3 +154,11 @@ def test_the_first_notifications_of_a_policy_version_started_together_read_it_on
     reads = harness.redis.info("commandstats").get("cmdstat_get", {}).get("calls", 0)
     assert reads == 1  # the policy snapshot; everything else a run reads is a hash (HGETALL) or a script
     assert all(("sms", "inquiry-new") in harness.sent(nid) for nid in ids)
+
+
+def test_a_job_whose_lease_is_all_but_over_starts_nothing_even_with_slots_free(harness: Harness) -> None:
+    ids, job = leased_job(harness, 3)
+    lease_until_ms = int(harness.clock.now.timestamp() * 1000) + 500  # less than a run needs at least
+    assert worker.run_batch(job, lease_until_ms) == 0
+    assert worker.installed().settle(10)
+    assert all(harness.sent(nid) == [] for nid in ids)  # left to the next lease: nothing claimed or sent
