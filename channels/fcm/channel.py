@@ -5,8 +5,9 @@ provider id; FCM sends no delivery receipts. A token FCM will never deliver to a
 (UNREGISTERED, SENDER_ID_MISMATCH, INVALID_ARGUMENT about the token) is PERMANENT with
 reason `token_invalid`, so the marketplace can forget it.
 
-firebase-admin is synchronous; `send_each` runs in one of the section's own threads (`max_in_flight`). Each configuration gets
-its own named firebase app, so two configurations (or tests) never share credentials.
+firebase-admin is synchronous; `send_each` runs in one of the section's own threads
+(`max_in_flight`). Each configuration gets its own named firebase app, so two configurations (or
+tests) never share credentials.
 """
 
 from __future__ import annotations

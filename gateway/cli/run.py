@@ -149,9 +149,8 @@ def run_worker(args: argparse.Namespace) -> int:
         return 1
     settings, url = found
     try:
-        sends = install(
-            runtime_for(settings, url), settings.in_flight
-        )  # builds every provider now: a missing secret stops here
+        runtime = runtime_for(settings, url)  # builds every provider now: a missing secret stops here
+        sends = install(runtime, settings.in_flight)
     except ProviderConfigError as exc:
         print(f"parley worker: {exc}", file=sys.stderr)
         return 1

@@ -19,7 +19,7 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -114,16 +114,7 @@ async def _play(rt: Runtime, stored: Stored, policy: Policy, token: int, now: da
         if result.final is not None or not result.actions:
             return result
         rt.tally[metrics.STEPS] += 1
-        if len(result.actions) == 1:
-            await _start(rt, stored, policy, token, result.actions[0], now)
-            continue
-        # A step's sends go out together: push does not wait for the SMTP server's answer to the email.
-        done = await asyncio.gather(
-            *(_start(rt, stored, policy, token, action, now) for action in result.actions), return_exceptions=True
-        )
-        failed = next((x for x in done if isinstance(x, BaseException)), None)
-        if failed is not None:  # Fenced, or a Redis outage: raised once every send of the step has ended
-            raise failed
+        await _together([_start(rt, stored, policy, token, action, now) for action in result.actions])
     raise RuntimeError(f"notification {stored.id}: plan did not settle in {MAX_ROUNDS} rounds")
 
 
@@ -168,25 +159,46 @@ async def _after_permanent(rt: Runtime, stored: Stored, delivery: Delivery, addr
 
 
 async def _retry_pending(rt: Runtime, stored: Stored, policy: Policy, token: int, now: datetime) -> None:
-    """Pending attempts: retries that fell due, and ones a crashed worker claimed but never finished."""
-    for delivery in list(stored.deliveries.values()):
-        if delivery.status not in IN_FLIGHT or (delivery.retry_at and delivery.retry_at > now):
-            continue
-        resumed = delivery.model_copy(update={"claim": token, "retry_at": None, "updated_at": now})
-        interrupted = delivery.retry_at is None  # claimed, then nothing recorded: the provider may have it
-        if interrupted:
-            resumed = _interrupted(rt, delivery, resumed)
-        if not await rt.store.claim(stored.id, token, resumed):
-            raise Fenced
-        if interrupted:
-            note = (
-                f"{delivery.channel}: the worker was interrupted before recording the provider's answer; "
-                f"the attempt goes again as try {resumed.tries + 1}, which the recipient may get twice"
-            )
-            await rt.store.note(stored.id, log_entry(now, note, attempt=delivery.key))
-        stored.deliveries[resumed.key] = resumed
-        address = address_for(policy, stored.intent, resumed.target, resumed.channel) or ""
-        await _send(rt, stored, policy, resumed, address, now)
+    """Pending attempts: retries that fell due, and ones a crashed worker claimed but never finished.
+    Each is claimed again, then they are sent together, as a step's sends are (_together)."""
+    due = [d for d in stored.deliveries.values() if d.status in IN_FLIGHT and not (d.retry_at and d.retry_at > now)]
+    resumed = [await _reclaim(rt, stored, token, delivery, now) for delivery in due]
+    await _together(
+        [
+            _send(rt, stored, policy, d, address_for(policy, stored.intent, d.target, d.channel) or "", now)
+            for d in resumed
+        ]
+    )
+
+
+async def _reclaim(rt: Runtime, stored: Stored, token: int, delivery: Delivery, now: datetime) -> Delivery:
+    resumed = delivery.model_copy(update={"claim": token, "retry_at": None, "updated_at": now})
+    interrupted = delivery.retry_at is None  # claimed, then nothing recorded: the provider may have it
+    if interrupted:
+        resumed = _interrupted(rt, delivery, resumed)
+    if not await rt.store.claim(stored.id, token, resumed):
+        raise Fenced
+    if interrupted:
+        note = (
+            f"{delivery.channel}: the worker was interrupted before recording the provider's answer; "
+            f"the attempt goes again as try {resumed.tries + 1}, which the recipient may get twice"
+        )
+        await rt.store.note(stored.id, log_entry(now, note, attempt=delivery.key))
+    stored.deliveries[resumed.key] = resumed
+    return resumed
+
+
+async def _together(sends: list[Coroutine[Any, Any, None]]) -> None:
+    """Run sends at once (push does not wait for the SMTP server's answer to the email); the first error
+    (Fenced, a Redis outage) is raised once every one of them has ended."""
+    if len(sends) <= 1:  # most steps: no task for gather to make
+        for send in sends:
+            await send
+        return
+    done = await asyncio.gather(*sends, return_exceptions=True)
+    failed = next((x for x in done if isinstance(x, BaseException)), None)
+    if failed is not None:
+        raise failed
 
 
 async def _send(rt: Runtime, stored: Stored, policy: Policy, delivery: Delivery, address: str, now: datetime) -> None:
