@@ -29,11 +29,11 @@ log = logging.getLogger("parley.worker")
 BATCH = 200  # the smallest job cut from a backlog; a lease of fewer due steps is one job
 MAX_BATCH = 500  # the largest: RQ's own work is ~5 ms of CPU per job, whatever the job's size
 LEASE_LIMIT = 2000  # due steps one lease takes at most
-LEASE_MS = 60_000  # a job not finished by then is run again by another worker
+LEASE_MS = 60_000  # a notification a job leased and not finished by then is run again by another worker
 POLL_S = 0.02  # the longest the timer sleeps: bounds how late an item added "now" fires
 COALESCE_S = 0.05  # after leasing a partial batch: lets steps falling due meanwhile share one job
 # Jobs that may wait in RQ's queue before the timers lease more. A job waiting means every worker is
-# busy: leasing more would only age those leases in the queue (a lease that ran out there was "given
+# busy (its RQ thread waiting for a slot of worker.in_flight, or for RQ's own work): leasing more would only age those leases in the queue (a lease that ran out there was "given
 # back" and performed a lease later: python -m bench.chaos, 0.2 s SMTP at 20 intents/s, 1381 jobs
 # waiting), and cut the backlog into many small jobs where a big one serves it better once a worker is
 # free. With 4 instead of 1, steps ran p50 0.59 s late instead of 0.2 s in that run.
