@@ -118,6 +118,9 @@ class ServerSpec(_Strict):
     max_webhook_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 64 * 1024
     public_url: str | None = None
     docs: bool = True  # serve /docs and /openapi.json
+    # A line per request (uvicorn.access). Off where a proxy or load balancer logs requests already: it is
+    # ~10 % of the API's CPU per intent (python -m bench, ingest; docs/benchmarks.md).
+    access_log: bool = True
     rate_limits: RateLimitSpec = RateLimitSpec.defaults()
     auth_failures: Annotated[str, Field(max_length=200)] = "20/minute"  # per client address
 

@@ -88,7 +88,7 @@ def _serve(settings: Settings, url: str, host: str | None, port: int | None) -> 
     # for every line and no terminal colours; uvicorn's own access formatter copied every record to colour
     # it, ~8 % of the API's CPU per request.
     uvicorn.run(app, host=host or settings.server.host, port=port or settings.server.port, log_level="info",
-                loop="asyncio", log_config=None)  # fmt: skip
+                loop="asyncio", log_config=None, access_log=settings.server.access_log)  # fmt: skip
     return 0
 
 
